@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Local services for integration tests: a real OpenSearch node ("search") and
+# moto's S3 server ("s3"), both bound to 127.0.0.1 only.
+#
+#   scripts/services.sh start  [search|s3|all]   (default: all)
+#   scripts/services.sh stop   [search|s3|all]
+#   scripts/services.sh status [search|s3|all]
+#
+# start: starts each requested service (or finds it already running), waits
+# until it is healthy and prints one line per service on stdout:
+#   SEARCH_URL=http://127.0.0.1:PORT
+#   S3_URL=http://127.0.0.1:PORT
+# Nothing else goes to stdout (progress and errors go to stderr), so callers
+# can do:  eval "$(scripts/services.sh start)" ; export SEARCH_URL S3_URL
+#
+# State (pids, ports, logs, data) lives in .services/ at the repo root.
+# stop ends only the process groups this script started (recorded pid + pgid,
+# checked against the recorded command), then removes their data dirs. Logs
+# are kept in .services/<svc>/*.log until the next start.
+#
+# Environment knobs:
+#   SEARCH_PORT / S3_PORT          fixed port (default: a free port)
+#   SEARCH_HEAP                    JVM heap, default 512m (-Xms = -Xmx)
+#   SEARCH_JAVA_OPTS               extra JVM options
+#   SEARCH_EXTRA_SETTINGS          extra node settings, "k=v k=v", e.g.
+#                                  "thread_pool.write.queue_size=2 thread_pool.write.size=1"
+#   SEARCH_START_TIMEOUT           seconds to wait for health (default 180)
+#   S3_START_TIMEOUT               seconds to wait for health (default 60)
+#   JAVA_HOME                      Java 17+ used for Maven and the node
+#
+# The OpenSearch node (2.19.x, runs on Java 17) is assembled from Maven
+# artifacts by scripts/opensearch/pom.xml; the first start builds it
+# (mvn package -> scripts/opensearch/target/), later starts reuse the build.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
+STATE="$REPO/.services"
+OS_DIR="$SCRIPT_DIR/opensearch"
+OS_TARGET="$OS_DIR/target"
+OS_MAIN="sesa.opensearch.Launcher"
+VENV_PY="$REPO/.venv/bin/python"
+
+log() { echo "services: $*" >&2; }
+die() { echo "services: ERROR: $*" >&2; exit 1; }
+
+if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
+    JAVA="$JAVA_HOME/bin/java"
+else
+    JAVA="java"
+fi
+
+now_ms() { date +%s%3N; }
+
+free_port() {
+    local py=python3
+    command -v python3 >/dev/null 2>&1 || py="$VENV_PY"
+    "$py" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# --- process bookkeeping -------------------------------------------------
+
+# alive SVC MARKER: true if the recorded process runs and still is ours
+alive() {
+    local dir="$STATE/$1" marker="$2" pid
+    [ -f "$dir/pid" ] || return 1
+    pid="$(cat "$dir/pid")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker"
+}
+
+# stop_group SVC MARKER: TERM the recorded process group, wait, then KILL
+stop_group() {
+    local svc="$1" marker="$2" dir="$STATE/$1" pid pgid i
+    if alive "$svc" "$marker"; then
+        pid="$(cat "$dir/pid")"
+        pgid="$(cat "$dir/pgid" 2>/dev/null || echo "$pid")"
+        log "stopping $svc (pid $pid, process group $pgid)"
+        kill -TERM -- "-$pgid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 1 60); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$svc did not exit after 30 s, sending KILL"
+            kill -KILL -- "-$pgid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+        fi
+    elif [ -f "$dir/pid" ]; then
+        log "$svc: recorded pid $(cat "$dir/pid") is not running (stale state)"
+    fi
+    rm -f "$dir/pid" "$dir/pgid" "$dir/port" "$dir/url" "$dir/conf"
+}
+
+# launch SVC LOGFILE CMD...: start CMD in its own session/process group
+launch() {
+    local svc="$1" logf="$2" pid pgid
+    shift 2
+    mkdir -p "$STATE/$svc"
+    setsid "$@" </dev/null >"$logf" 2>&1 9>&- &
+    pid=$!
+    echo "$pid" > "$STATE/$svc/pid"
+    pgid="$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ' || true)"
+    echo "${pgid:-$pid}" > "$STATE/$svc/pgid"
+}
+
+fail_start() {
+    local svc="$1" marker="$2" logf="$3" msg="$4"
+    echo "services: ERROR: $svc: $msg" >&2
+    if [ -f "$logf" ]; then
+        echo "services: ---- last 40 lines of $logf ----" >&2
+        tail -n 40 "$logf" >&2 || true
+        echo "services: ----" >&2
+    fi
+    stop_group "$svc" "$marker" 2>/dev/null
+    rm -rf "$STATE/$svc/home" "$STATE/$svc/data"
+    exit 1
+}
+
+# --- search (OpenSearch) -------------------------------------------------
+
+build_search() {
+    local stamp="$OS_TARGET/.build-ok" need=0 f t0
+    [ -f "$stamp" ] || need=1
+    if [ "$need" = 0 ]; then
+        for f in "$OS_DIR/pom.xml" $(find "$OS_DIR/src" -type f); do
+            [ "$f" -nt "$stamp" ] && need=1 && break
+        done
+    fi
+    [ "$need" = 1 ] || return 0
+    command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to build scripts/opensearch)"
+    log "building OpenSearch launcher (mvn package, first run downloads ~50 MB of jars) ..."
+    t0=$(now_ms)
+    rm -rf "$OS_TARGET"
+    if ! mvn -q -B -Dstyle.color=never -f "$OS_DIR/pom.xml" package >&2; then
+        die "maven build of $OS_DIR failed"
+    fi
+    touch "$stamp"
+    log "built in $(( ($(now_ms) - t0) / 1000 )) s"
+}
+
+start_search() {
+    local svc=search marker="$OS_MAIN" dir="$STATE/search" port tport url logf deadline t0 heap conf
+    heap="${SEARCH_HEAP:-512m}"
+    # what the node was started with; a start asking for something else restarts it
+    conf="heap=$heap port=${SEARCH_PORT:-any} opts=${SEARCH_JAVA_OPTS:-} extra=${SEARCH_EXTRA_SETTINGS:-}"
+    if alive "$svc" "$marker" && [ -f "$dir/url" ]; then
+        url="$(cat "$dir/url")"
+        if [ "$(cat "$dir/conf" 2>/dev/null)" != "$conf" ]; then
+            log "search is running with other settings ($(cat "$dir/conf" 2>/dev/null)); restarting it"
+        elif curl -fsS -m 5 "$url/" >/dev/null 2>&1; then
+            log "search already running (pid $(cat "$dir/pid"))"
+            echo "SEARCH_URL=$url"
+            return 0
+        else
+            log "search process exists but does not answer; restarting it"
+        fi
+    fi
+    stop_group "$svc" "$marker"
+    rm -rf "$dir/home"
+    build_search
+
+    port="${SEARCH_PORT:-$(free_port)}"
+    tport="$(free_port)"
+    url="http://127.0.0.1:$port"
+    logf="$dir/search.log"
+    mkdir -p "$dir/home/tmp"
+    log "starting OpenSearch on $url (heap $heap${SEARCH_EXTRA_SETTINGS:+, extra settings: $SEARCH_EXTRA_SETTINGS}); log: $logf"
+    t0=$(now_ms)
+    # shellcheck disable=SC2086
+    launch "$svc" "$logf" "$JAVA" \
+        "-Xms$heap" "-Xmx$heap" \
+        -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow -XX:+ExitOnOutOfMemoryError \
+        -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djava.net.preferIPv4Stack=true \
+        -Djava.io.tmpdir="$dir/home/tmp" \
+        -Dlog4j2.formatMsgNoLookups=true -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+        -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0 \
+        ${SEARCH_JAVA_OPTS:-} \
+        -cp "$OS_TARGET/classes:$OS_TARGET/lib/*" "$OS_MAIN" \
+        --home "$dir/home" --http-port "$port" --transport-port "$tport"
+    echo "$port" > "$dir/port"
+    echo "$conf" > "$dir/conf"
+
+    deadline=$(( $(date +%s) + ${SEARCH_START_TIMEOUT:-180} ))
+    while :; do
+        alive "$svc" "$marker" || fail_start "$svc" "$marker" "$logf" "the node process exited during start-up"
+        if curl -fsS -m 5 "$url/" 2>/dev/null | grep -q '"distribution" *: *"opensearch"' \
+           && curl -fsS -m 10 "$url/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null 2>&1; then
+            break
+        fi
+        [ "$(date +%s)" -lt "$deadline" ] || fail_start "$svc" "$marker" "$logf" \
+            "not healthy after ${SEARCH_START_TIMEOUT:-180} s on $url"
+        sleep 0.5
+    done
+    echo "$url" > "$dir/url"
+    log "search healthy after $(( ($(now_ms) - t0) )) ms (pid $(cat "$dir/pid"))"
+    echo "SEARCH_URL=$url"
+}
+
+stop_search() {
+    stop_group search "$OS_MAIN"
+    rm -rf "$STATE/search/home"
+}
+
+# --- s3 (moto) -----------------------------------------------------------
+
+start_s3() {
+    local svc=s3 marker="moto.server" dir="$STATE/s3" port url logf deadline t0
+    if alive "$svc" "$marker" && [ -f "$dir/url" ]; then
+        url="$(cat "$dir/url")"
+        if [ -n "${S3_PORT:-}" ] && [ "$url" != "http://127.0.0.1:$S3_PORT" ]; then
+            log "s3 is running on $url, not on port $S3_PORT; restarting it"
+        elif curl -fsS -m 5 "$url/" >/dev/null 2>&1; then
+            log "s3 already running (pid $(cat "$dir/pid"))"
+            echo "S3_URL=$url"
+            return 0
+        else
+            log "s3 process exists but does not answer; restarting it"
+        fi
+    fi
+    stop_group "$svc" "$marker"
+    rm -rf "$dir/data"
+    [ -x "$VENV_PY" ] || die "$VENV_PY not found (create the project venv first)"
+    "$VENV_PY" -c 'import moto.server, flask' 2>/dev/null \
+        || die "moto server not installed in .venv (pip install \"moto[server]\")"
+
+    port="${S3_PORT:-$(free_port)}"
+    url="http://127.0.0.1:$port"
+    logf="$dir/s3.log"
+    mkdir -p "$dir/data"
+    log "starting moto S3 on $url; log: $logf"
+    t0=$(now_ms)
+    launch "$svc" "$logf" env -C "$dir/data" AWS_DEFAULT_REGION=us-east-1 \
+        "$VENV_PY" -m moto.server -H 127.0.0.1 -p "$port"
+    echo "$port" > "$dir/port"
+
+    deadline=$(( $(date +%s) + ${S3_START_TIMEOUT:-60} ))
+    while :; do
+        alive "$svc" "$marker" || fail_start "$svc" "$marker" "$logf" "moto server exited during start-up"
+        curl -fsS -m 5 "$url/" >/dev/null 2>&1 && break
+        [ "$(date +%s)" -lt "$deadline" ] || fail_start "$svc" "$marker" "$logf" \
+            "not healthy after ${S3_START_TIMEOUT:-60} s on $url"
+        sleep 0.2
+    done
+    echo "$url" > "$dir/url"
+    log "s3 healthy after $(( ($(now_ms) - t0) )) ms (pid $(cat "$dir/pid"))"
+    echo "S3_URL=$url"
+}
+
+stop_s3() {
+    stop_group s3 "moto.server"
+    rm -rf "$STATE/s3/data"
+}
+
+status_one() {
+    local svc="$1" marker="$2" var="$3"
+    if alive "$svc" "$marker" && [ -f "$STATE/$svc/url" ]; then
+        echo "$var=$(cat "$STATE/$svc/url")"
+    else
+        log "$svc: not running"
+    fi
+}
+
+# --- main ----------------------------------------------------------------
+
+usage() { echo "usage: $0 start|stop|status [search|s3|all]" >&2; exit 2; }
+
+cmd="${1:-}"
+what="${2:-all}"
+case "$what" in search|s3|all) ;; *) usage ;; esac
+case "$cmd" in start|stop|status) ;; *) usage ;; esac
+
+mkdir -p "$STATE"
+# one invocation at a time (start/stop from parallel test runners)
+exec 9>"$STATE/.lock"
+if command -v flock >/dev/null 2>&1; then
+    flock -w 600 9 || die "could not lock $STATE/.lock"
+fi
+
+case "$cmd" in
+    start)
+        if [ "$what" = all ] || [ "$what" = search ]; then start_search; fi
+        if [ "$what" = all ] || [ "$what" = s3 ]; then start_s3; fi
+        ;;
+    stop)
+        if [ "$what" = all ] || [ "$what" = s3 ]; then stop_s3; fi
+        if [ "$what" = all ] || [ "$what" = search ]; then stop_search; fi
+        ;;
+    status)
+        if [ "$what" = all ] || [ "$what" = search ]; then status_one search "$OS_MAIN" SEARCH_URL; fi
+        if [ "$what" = all ] || [ "$what" = s3 ]; then status_one s3 "moto.server" S3_URL; fi
+        ;;
+esac

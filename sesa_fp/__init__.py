@@ -1,0 +1,66 @@
+"""sesa_fp: composable, lossless ETL streams.
+
+>>> from sesa_fp import pipe, run, stage, partition
+>>> dead = []
+>>> report = run(pipe([{"x": "1"}, {"x": "a"}], stage(lambda r: {"x": int(r["x"])}),
+...                   partition(dead.append)), progress=False)
+>>> report.loaded, report.dead_letters, dead[0].error_type
+(1, 1, 'ValueError')
+"""
+
+from sesa_fp.errors import (
+    ConfigError,
+    ConservationError,
+    CorruptPartError,
+    ManifestError,
+    SesaError,
+    StageError,
+    StorageError,
+)
+from sesa_fp.loaders.files import load_files
+from sesa_fp.report import RunReport, run
+from sesa_fp.result import DeadLetter, Failure, Result, Success, stage
+from sesa_fp.sources.files import read_jsonl
+from sesa_fp.storage import dlq_sink, from_storage, to_storage
+from sesa_fp.stream import (
+    Pipeline,
+    batched,
+    chain,
+    map_concurrent,
+    partition,
+    pipe,
+    tee,
+    unbatched,
+)
+from sesa_fp.transforms.classes import Transformer
+
+__all__ = [
+    "ConfigError",
+    "ConservationError",
+    "CorruptPartError",
+    "DeadLetter",
+    "Failure",
+    "ManifestError",
+    "Pipeline",
+    "Result",
+    "RunReport",
+    "SesaError",
+    "StageError",
+    "StorageError",
+    "Success",
+    "Transformer",
+    "batched",
+    "chain",
+    "dlq_sink",
+    "from_storage",
+    "load_files",
+    "map_concurrent",
+    "partition",
+    "pipe",
+    "read_jsonl",
+    "run",
+    "stage",
+    "tee",
+    "to_storage",
+    "unbatched",
+]
