@@ -133,7 +133,8 @@ build_search() {
     log "building OpenSearch launcher (mvn package, first run downloads ~50 MB of jars) ..."
     t0=$(now_ms)
     rm -rf "$OS_TARGET"
-    if ! mvn -q -B -Dstyle.color=never -f "$OS_DIR/pom.xml" package >&2; then
+    # (sed strips the colour codes that mvn -q prints even in batch mode)
+    if ! mvn -q -B -f "$OS_DIR/pom.xml" package 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2; then
         die "maven build of $OS_DIR failed"
     fi
     touch "$stamp"

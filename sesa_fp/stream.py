@@ -119,6 +119,11 @@ class Pipeline:
         finally:
             self.source_stats.add(n_out=n)
 
+    def to_python(self) -> str:
+        """The whole composition as Python source, one stage per line."""
+        inner = "".join(f"    {p},\n" for p in [repr(self.source), *map(repr, self.stages)])
+        return f"pipe(\n{inner})"
+
     def __repr__(self) -> str:
         parts = [_short_repr(self.source), *map(repr, self.stages)]
         one_line = f"pipe({', '.join(parts)})"

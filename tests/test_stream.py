@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -96,8 +96,8 @@ def _live_workers() -> int:
 
 
 class Res:
-    opened: list[int] = []
-    closed: list[int] = []
+    opened: ClassVar[list[int]] = []
+    closed: ClassVar[list[int]] = []
 
     def __init__(self) -> None:
         Res.opened.append(threading.get_ident())

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test run on a fresh machine: install, lint, start the services on 127.0.0.1,
+# run pytest, stop the services. Extra arguments go to pytest.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+scripts/bootstrap.sh dev,es,opensearch,notebook
+
+.venv/bin/ruff check sesa_fp tests benchmarks recipes
+.venv/bin/mypy
+
+cleanup() { scripts/services.sh stop all >&2 || true; }
+trap cleanup EXIT
+eval "$(scripts/services.sh start all)"
+export SEARCH_URL S3_URL
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+
+set +e
+.venv/bin/python -m pytest -q "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+    echo "test.sh: pytest collected no tests: failing" >&2
+    exit 1
+fi
+exit "$code"

@@ -1,0 +1,221 @@
+"""The ``sesa`` command line: run, validate, explain, replay and dlq.
+
+Exit codes: 0 success; 2 configuration or usage error; 1 run failure; 3 dead letters over
+``dlq.max_records`` / ``dlq.max_ratio``. JSON log lines go to stderr, the final report as
+JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from sesa_fp.errors import ConfigError, SesaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="sesa_fp: run YAML ETL jobs built from composable streams.")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the YAML job")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="template variable NAME=VALUE")]
+ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
+                                                  help="progress bar (default: on a terminal)")]
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DLQ = 0, 1, 2, 3
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    typer.echo(f"sesa: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _build(config: Path, sets: list[str] | None, source: Any = None) -> Any:
+    from sesa_fp.config import build_job, load_job, parse_sets
+
+    spec = load_job(config, parse_sets(sets or []))
+    return build_job(spec, source=source)
+
+
+def _run_built(built: Any, progress: bool | None) -> None:
+    from sesa_fp.logs import configure_logging
+    from sesa_fp.report import run
+
+    configure_logging(stream=sys.stderr)
+    try:
+        report = run(built.pipeline, job=built.spec.job_name,
+                     progress="auto" if progress is None else progress)
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    except SesaError as exc:
+        raise _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise _fail(EXIT_FAILED, f"run failed: {type(exc).__name__}: {exc}") from exc
+    typer.echo(report.to_json())
+    dlq = built.spec.dlq
+    if dlq is not None:
+        if dlq.max_records is not None and report.dead_letters > dlq.max_records:
+            raise _fail(EXIT_DLQ, f"{report.dead_letters} dead letters > dlq.max_records "
+                                  f"{dlq.max_records}")
+        ratio = report.dead_letters / max(report.read, 1)
+        if dlq.max_ratio is not None and ratio > dlq.max_ratio:
+            raise _fail(EXIT_DLQ, f"dead-letter ratio {ratio:.4f} > dlq.max_ratio "
+                                  f"{dlq.max_ratio}")
+
+
+@app.command()
+def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None) -> None:
+    """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
+    try:
+        built = _build(config, set_)
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    _run_built(built, progress)
+
+
+
+
+@app.command()
+def validate(config: ConfigOpt, set_: SetOpt = None) -> None:
+    """Check a job's configuration (parse, render, build) without any I/O."""
+    try:
+        built = _build(config, set_)
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    typer.echo(f"ok: {built.spec.job_name}: {len(built.pipeline.stages)} stages")
+
+
+_SECRET = re.compile(r"((?:password|api_key|secret|token|passwd)['\"]?\s*[=:]\s*)'[^']*'",
+                     re.IGNORECASE)
+_URL_CREDS = re.compile(r"(://[^/:@'\s]+:)[^@'\s]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide secret values in printed Python.
+
+    >>> mask_secrets("es_source(password='hunter2', hosts=['https://u:pw@h:9200'])")
+    "es_source(password='***', hosts=['https://u:***@h:9200'])"
+    """
+    return _URL_CREDS.sub(r"\1***@", _SECRET.sub(r"\1'***'", text))
+
+
+_IMPORTS = (
+    ("sesa_fp", ("pipe", "run", "stage", "batched", "unbatched", "map_concurrent", "chain",
+                 "tee", "partition", "read_jsonl", "load_files", "to_storage", "dlq_sink",
+                 "from_storage")),
+    ("sesa_fp.transforms", ("normalize", "cast", "derive", "validate", "python_class")),
+    ("sesa_fp.imports", ("import_object",)),
+    ("sesa_fp.sources.search", ("es_source",)),
+    ("sesa_fp.loaders.search", ("load_es",)),
+    ("sesa_fp.config.plugins", ("plugin_extractor", "plugin_loader", "plugin_transform")),
+)
+
+
+def explain_source(built: Any) -> str:
+    """Python source that builds and runs the same pipeline as the job."""
+    body = built.pipeline.to_python()
+    lines = []
+    for module, names in _IMPORTS:
+        used = [n for n in names if re.search(rf"\b{n}\(", body) or n in ("pipe", "run")]
+        if used:
+            lines.append(f"from {module} import {', '.join(used)}")
+    return mask_secrets("\n".join([
+        f"# job: {built.spec.job_name}",
+        *lines,
+        "",
+        f"pipeline = {body}",
+        f"report = run(pipeline, job={built.spec.job_name!r})",
+        "print(report)",
+        "",
+    ]))
+
+
+@app.command()
+def explain(config: ConfigOpt, set_: SetOpt = None) -> None:
+    """Print the Python program equivalent to the job (secrets masked)."""
+    try:
+        built = _build(config, set_)
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    typer.echo(explain_source(built), nl=False)
+
+
+@app.command()
+def replay(
+    config: ConfigOpt,
+    from_: Annotated[str | None, typer.Option("--from", help="staging prefix to replay "
+                                              "(default: the job's storage.uri)")] = None,
+    set_: SetOpt = None,
+    progress: ProgressOpt = None,
+) -> None:
+    """Load a committed staging prefix through the job's transforms and loader."""
+    from sesa_fp.config import load_job, parse_sets
+    from sesa_fp.storage import from_storage
+
+    try:
+        spec = load_job(config, parse_sets(set_ or []))
+        uri = from_ or (spec.storage.uri if spec.storage else None)
+        if not uri:
+            raise ConfigError("nothing to replay: pass --from URI or give the job a storage.uri")
+        opts = spec.storage.options.storage_options if spec.storage else {}
+        built = _build(config, set_, source=from_storage(uri, storage_options=opts or None))
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    _run_built(built, progress)
+
+
+@app.command()
+def dlq(
+    uri: Annotated[str, typer.Argument(help="a DLQ prefix (all runs under it) or one run")],
+    samples: Annotated[int, typer.Option(help="sample dead letters to show")] = 3,
+) -> None:
+    """Summarise dead letters: counts by stage and error type, and a few samples."""
+    import fsspec
+
+    from sesa_fp.storage import MANIFEST_NAME, from_storage
+
+    fs, root = fsspec.core.url_to_fs(uri)
+    manifests = sorted(fs.glob(f"{root.rstrip('/')}/**/{MANIFEST_NAME}"))
+    if fs.exists(f"{root.rstrip('/')}/{MANIFEST_NAME}"):
+        manifests = [f"{root.rstrip('/')}/{MANIFEST_NAME}"]
+    if not manifests:
+        raise _fail(EXIT_CONFIG, f"no committed dead letters under {uri}")
+    by_kind: Counter[tuple[str, str]] = Counter()
+    shown: list[Any] = []
+    total = 0
+    try:
+        for manifest in manifests:
+            prefix = fs.unstrip_protocol(manifest.rsplit("/", 1)[0])
+            for letter in from_storage(prefix):
+                total += 1
+                by_kind[(letter.get("stage", "?"), letter.get("error_type", "?"))] += 1
+                if len(shown) < samples:
+                    shown.append(letter)
+    except SesaError as exc:
+        raise _fail(EXIT_FAILED, str(exc)) from exc
+    summary = {
+        "uri": uri,
+        "runs": len(manifests),
+        "dead_letters": total,
+        "by_stage_and_error": [{"stage": s, "error_type": e, "count": n}
+                               for (s, e), n in by_kind.most_common()],
+        "samples": shown,
+    }
+    typer.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point (``sesa``)."""
+    app(args=argv, prog_name="sesa")
+
+
+def module_main(argv: list[str]) -> None:
+    """``python -m sesa_fp job.yaml --set ...`` is ``sesa run --config job.yaml --set ...``."""
+    if argv and not argv[0].startswith("-") and argv[0] not in {
+            "run", "validate", "explain", "replay", "dlq"}:
+        argv = ["run", "--config", *argv]
+    app(args=argv, prog_name="python -m sesa_fp")

@@ -1,0 +1,399 @@
+"""YAML job -> the same composition a notebook user writes by hand.
+
+``pipe(source, tee(to_storage(...)), batched(n), map_concurrent(chain(*transforms), ...),
+unbatched(), loader, partition(dlq_sink(...)))`` — ``runtime`` sets the batch size and the
+transform workers; the loader keeps its own concurrency.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import fsspec
+import yaml
+
+from sesa_fp.config.registry import Plugin, register, resolve
+from sesa_fp.config.spec import (
+    ConnectionSpec,
+    DlqSpec,
+    IdSpec,
+    JobSpec,
+    StorageSpec,
+    structure,
+)
+from sesa_fp.config.templating import render_tree, template_vars
+from sesa_fp.errors import ConfigError
+from sesa_fp.imports import import_object
+from sesa_fp.stream import Pipeline, batched, chain, map_concurrent, partition, pipe, tee, unbatched
+
+__all__ = ["BuiltJob", "build_job", "load_job", "parse_sets", "read_yaml"]
+
+
+# -- built-in plugin options -------------------------------------------------------------------
+@attrs.define
+class JsonlExtractor:
+    path: str
+    compression: str | None = "infer"
+    storage_options: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class SearchExtractor:
+    index: str
+    connection: ConnectionSpec = attrs.Factory(ConnectionSpec)
+    query: dict[str, Any] | None = None
+    fields: list[str] | None = None
+    page_size: int = 1000
+    slices: int = 1
+    keep_alive: str = "5m"
+
+
+@attrs.define
+class FilesConnection:
+    root: str = "out"
+    storage_options: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.define
+class FilesOptions:
+    id_strategy: IdSpec | None = None
+    id_field: str = "_id"
+    gzip: bool = False
+    run_key: str | None = None
+
+
+@attrs.define
+class FilesLoader:
+    dataset: str
+    connection: FilesConnection = attrs.Factory(FilesConnection)
+    options: FilesOptions = attrs.Factory(FilesOptions)
+
+
+@attrs.define
+class BulkSpec:
+    actions_per_batch: int = 1000
+    concurrency: int = 2
+    max_bytes_mb: float = 10.0
+
+
+@attrs.define
+class SearchOptions:
+    id_strategy: IdSpec | None = None
+    bulk: BulkSpec = attrs.Factory(BulkSpec)
+    op_type: str = "index"
+    routing: str | None = None
+    pipeline: str | None = None
+    max_retries: int = 5
+    mappings: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+
+
+@attrs.define
+class SearchLoader:
+    dataset: str
+    connection: ConnectionSpec = attrs.Factory(ConnectionSpec)
+    options: SearchOptions = attrs.Factory(SearchOptions)
+
+
+@attrs.define
+class NormalizeSpec:
+    fields: list[str] | None = None
+
+
+@attrs.define
+class CastSpec:
+    fields: list[str]
+    to: str = "datetime"
+    unit: str = "s"
+
+
+@attrs.define
+class DeriveSpec:
+    field: str
+    fn: str
+
+
+@attrs.define
+class ValidateSpec:
+    required: list[str] = attrs.Factory(list)
+    types: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.define
+class PythonClassSpec:
+    path: str
+    options: dict[str, Any] = attrs.Factory(dict)
+
+
+def _connection(c: ConnectionSpec) -> dict[str, Any]:
+    out = {k: v for k, v in attrs.asdict(c).items() if v is not None}
+    if out.get("verify_certs") is True:
+        out.pop("verify_certs")
+    if out.get("timeout") == 30.0:
+        out.pop("timeout")
+    return out
+
+
+def _build_jsonl(s: JsonlExtractor, job: JobSpec) -> Any:
+    from sesa_fp.sources.files import read_jsonl
+
+    kw: dict[str, Any] = {}
+    if s.compression != "infer":
+        kw["compression"] = s.compression
+    if s.storage_options:
+        kw["storage_options"] = s.storage_options
+    return read_jsonl(s.path, **kw)
+
+
+def _search_source(engine: str) -> Any:
+    def build(s: SearchExtractor, job: JobSpec) -> Any:
+        from sesa_fp.sources.search import es_source
+
+        return es_source(index=s.index, query=s.query, fields=s.fields, page_size=s.page_size,
+                         slices=s.slices, keep_alive=s.keep_alive, engine=engine,
+                         **_connection(s.connection))
+    return build
+
+
+def _search_loader(engine: str) -> Any:
+    def build(s: SearchLoader, job: JobSpec) -> Any:
+        from sesa_fp.loaders.search import load_es
+
+        o = s.options
+        return load_es(dataset=s.dataset,
+                       id_strategy=o.id_strategy.as_dict() if o.id_strategy else None,
+                       actions_per_batch=o.bulk.actions_per_batch,
+                       concurrency=o.bulk.concurrency, max_bytes_mb=o.bulk.max_bytes_mb,
+                       op_type=o.op_type, routing=o.routing, pipeline=o.pipeline,
+                       max_retries=o.max_retries, mappings=o.mappings, settings=o.settings,
+                       engine=engine, **_connection(s.connection))
+    return build
+
+
+def _build_files(s: FilesLoader, job: JobSpec) -> Any:
+    from sesa_fp.loaders.files import load_files
+
+    o = s.options
+    kw: dict[str, Any] = {}
+    if o.id_strategy:
+        kw["id_strategy"] = o.id_strategy.as_dict()
+    if o.id_field != "_id":
+        kw["id_field"] = o.id_field
+    if o.gzip:
+        kw["gzip"] = True
+    if o.run_key:
+        kw["run_key"] = o.run_key
+    if s.connection.storage_options:
+        kw["storage_options"] = s.connection.storage_options
+    return load_files(s.connection.root, dataset=s.dataset, **kw)
+
+
+def _build_normalize(s: NormalizeSpec, job: JobSpec) -> Any:
+    from sesa_fp.result import stage
+    from sesa_fp.transforms import normalize
+
+    return stage(normalize(s.fields))
+
+
+def _build_cast(s: CastSpec, job: JobSpec) -> Any:
+    from sesa_fp.result import stage
+    from sesa_fp.transforms import cast
+
+    return stage(cast(s.fields, to=s.to, unit=s.unit))
+
+
+def _build_derive(s: DeriveSpec, job: JobSpec) -> Any:
+    from sesa_fp.result import stage
+    from sesa_fp.transforms import derive
+
+    fn = import_object(s.fn)
+    if not callable(fn):
+        raise ConfigError(f"derive.fn {s.fn!r} is not callable")
+    return stage(derive(s.field, _Named(fn, f"import_object({s.fn!r})")))
+
+
+class _Named:
+    """A callable that prints as the Python expression that made it."""
+
+    def __init__(self, fn: Any, label: str) -> None:
+        self.fn, self.__stage_name__ = fn, label
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+    def __repr__(self) -> str:
+        return self.__stage_name__
+
+
+def _build_validate(s: ValidateSpec, job: JobSpec) -> Any:
+    from sesa_fp.result import stage
+    from sesa_fp.transforms import validate
+
+    return stage(validate(required=s.required, types=s.types))
+
+
+def _build_python_class(s: PythonClassSpec, job: JobSpec) -> Any:
+    from sesa_fp.transforms import python_class
+
+    return python_class(s.path, **s.options)
+
+
+register("extractor", Plugin("jsonl", JsonlExtractor, _build_jsonl))
+register("extractor", Plugin("elasticsearch", SearchExtractor, _search_source("auto"),
+                             requires="elasticsearch", extra="es"))
+register("extractor", Plugin("opensearch", SearchExtractor, _search_source("opensearch"),
+                             requires="opensearchpy", extra="opensearch"))
+register("loader", Plugin("files", FilesLoader, _build_files))
+register("loader", Plugin("elasticsearch", SearchLoader, _search_loader("auto"),
+                          requires="elasticsearch", extra="es"))
+register("loader", Plugin("opensearch", SearchLoader, _search_loader("opensearch"),
+                          requires="opensearchpy", extra="opensearch"))
+register("transform", Plugin("normalize", NormalizeSpec, _build_normalize))
+register("transform", Plugin("cast", CastSpec, _build_cast))
+register("transform", Plugin("derive", DeriveSpec, _build_derive))
+register("transform", Plugin("validate", ValidateSpec, _build_validate))
+register("transform", Plugin("python_class", PythonClassSpec, _build_python_class))
+
+
+# -- reading and building ------------------------------------------------------------------------
+def read_yaml(text: str, source: str = "job.yaml") -> dict[str, Any]:
+    """``yaml.safe_load`` with the line and column of a syntax error.
+
+    >>> read_yaml("a: [1, 2", "job.yaml")
+    Traceback (most recent call last):
+    sesa_fp.errors.ConfigError: job.yaml:1:9: malformed YAML: expected ',' or ']', but got ...
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError(f"{where}: malformed YAML: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: malformed YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a job is a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_sets(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["k=v", ...]`` from ``--set`` into a dict; a pair without ``=`` is a usage error.
+
+    >>> parse_sets(["ds=2025-09-06", "note=a=b"])
+    {'ds': '2025-09-06', 'note': 'a=b'}
+    >>> parse_sets(["ds"])
+    Traceback (most recent call last):
+    sesa_fp.errors.ConfigError: --set 'ds': expected NAME=VALUE
+    """
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def load_job(path: str | Path, sets: Mapping[str, str] | None = None,
+             environ: Mapping[str, str] | None = None) -> JobSpec:
+    """Read, render and check a YAML job (no I/O beyond reading the file).
+
+    ``{{ job_dir }}`` is the job file's folder, which is also importable for ``python_class``.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read job file {str(p)!r}: {exc.strerror or exc}") from exc
+    raw = read_yaml(text, str(p))
+    job_dir = str(p.resolve().parent)
+    if job_dir not in sys.path:  # python_class paths may name modules beside the job file
+        sys.path.append(job_dir)
+    variables = {"job_dir": job_dir, **template_vars(sets or {}, environ)}
+    rendered = render_tree(raw, variables)
+    return structure(rendered, JobSpec)
+
+
+@attrs.frozen
+class BuiltJob:
+    """A job's pipeline plus what the CLI needs around it."""
+
+    spec: JobSpec
+    pipeline: Pipeline
+    imports: tuple[str, ...]
+
+
+def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping with type:, got {entry!r}")
+    options = dict(entry)
+    name = options.pop("type", None)
+    plugin = resolve(kind, name, where)
+    if isinstance(plugin, Plugin):
+        spec = structure(options, plugin.spec, where) if plugin.spec else None
+        return plugin.build(spec, job)
+    from sesa_fp.config import plugins
+
+    if kind == "extractor":
+        return plugins.plugin_extractor(name, **options)
+    if kind == "loader":
+        return plugins.plugin_loader(name, batch_size=job.runtime.batch_size, **options)
+    return plugins.plugin_transform(name, **options)
+
+
+def _check_backend(spec: StorageSpec | DlqSpec, where: str) -> None:
+    scheme = urllib.parse.urlsplit(spec.uri).scheme
+    backend = spec.backend
+    if backend in ("local", "file"):
+        if scheme not in ("", "file"):
+            raise ConfigError(f"{where}.uri: backend {backend!r} needs a local path, "
+                              f"got {spec.uri!r}")
+        return
+    if backend not in fsspec.available_protocols():
+        raise ConfigError(f"{where}.backend: unknown backend {backend!r}; known: local, s3, "
+                          "memory or any fsspec protocol")
+    if scheme != backend and not (backend == "s3" and scheme in ("s3", "s3a")):
+        raise ConfigError(f"{where}.uri: backend {backend!r} needs a {backend}:// URI, "
+                          f"got {spec.uri!r}")
+    try:
+        fsspec.get_filesystem_class(backend)
+    except ImportError as exc:
+        extra = " (pip install 'sesa_fp[s3]')" if backend == "s3" else ""
+        raise ConfigError(f"{where}.backend: {exc}{extra}") from exc
+
+
+def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
+    """Build the job's pipeline; ``source`` replaces the extractor (for ``sesa replay``)."""
+    from sesa_fp.storage import dlq_sink, to_storage
+
+    names = ["pipe", "run"]
+    stages: list[Any] = []
+    if source is None:
+        source = _typed("extractor", spec.extractor, "extractor", spec)
+        if spec.storage is not None:
+            _check_backend(spec.storage, "storage")
+            o = spec.storage.options
+            stages.append(tee(to_storage(spec.storage.uri, gzip=o.gzip,
+                                         part_max_mb=o.part_max_mb, job=spec.job_name,
+                                         storage_options=o.storage_options or None)))
+    transforms = [_typed("transform", t, f"transform.chain[{i}]", spec)
+                  for i, t in enumerate(spec.transform.chain)]
+    if transforms:
+        rt = spec.runtime
+        stages += [batched(rt.batch_size),
+                   map_concurrent(chain(*transforms), workers=rt.max_workers,
+                                  window=rt.max_in_flight or rt.max_workers * 2),
+                   unbatched()]
+    stages.append(_typed("loader", spec.loader, "loader", spec))
+    if spec.dlq is not None:
+        _check_backend(spec.dlq, "dlq")
+        o = spec.dlq.options
+        stages.append(partition(dlq_sink(spec.dlq.uri, gzip=o.gzip, part_max_mb=o.part_max_mb,
+                                         storage_options=o.storage_options or None)))
+    pipeline = pipe(source, *stages)
+    return BuiltJob(spec, pipeline, tuple(names))

@@ -1,0 +1,169 @@
+"""YAML jobs: templating, specs, plugins, and YAML = Python."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sesa_fp import ConfigError
+from sesa_fp.cli import explain_source
+from sesa_fp.config import build_job, load_job
+from sesa_fp.config.templating import render_tree, template_vars
+
+JOBS = Path(__file__).parent / "jobs"
+SEED_VARS = {"ds": "2025-09-06", "ts_nodash": "20250906T000000Z",
+             "search_url": "http://127.0.0.1:9200", "bucket": "etl-bucket"}
+
+
+def write_job(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "job.yaml"
+    p.write_text(text)
+    return p
+
+
+MINIMAL = """
+job_name: t
+extractor: {type: jsonl, path: "in.jsonl"}
+loader: {type: files, dataset: "d", connection: {root: "out"}}
+"""
+
+
+def test_ds_alone_derives_next_ds_and_friends() -> None:
+    v = template_vars({"ds": "2025-09-06"}, environ={})
+    assert v["next_ds"] == "2025-09-07"
+    assert v["prev_ds"] == "2025-09-05"
+    assert v["ds_nodash"] == "20250906"
+    assert v["ts_nodash"] == "20250906T000000"
+    # a given ts_nodash wins over the derived one (the seed's CLI sets both)
+    assert template_vars({"ds": "2025-12-31", "ts_nodash": "X"}, {})["ts_nodash"] == "X"
+    assert template_vars({"ds": "2025-12-31"}, {})["next_ds"] == "2026-01-01"
+
+
+def test_env_is_explicit_only() -> None:
+    v = template_vars({}, environ={"ES_PASSWORD": "s3cret"})
+    assert render_tree("{{ env.ES_PASSWORD }}", v) == "s3cret"
+    with pytest.raises(ConfigError, match="ES_PASSWORD"):
+        render_tree({"p": "{{ ES_PASSWORD }}"}, v)
+
+
+def test_structure_is_never_reparsed() -> None:
+    v = template_vars({"x": "a: [1, 2]"}, {})
+    assert render_tree({"k": "{{ x }}"}, v) == {"k": "a: [1, 2]"}
+
+
+@pytest.mark.parametrize("expr", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ env.__class__.__base__.__subclasses__() }}",
+])
+def test_sandbox_refuses_python_internals(expr: str) -> None:
+    with pytest.raises(ConfigError, match=r"sandbox|not defined"):
+        render_tree({"a": expr}, template_vars({}, {}))
+
+
+def test_seed_job_builds_the_expected_chain() -> None:
+    spec = load_job(JOBS / "seed_job.yaml", SEED_VARS)
+    assert spec.extractor["query"] == {
+        "range": {"@timestamp": {"gte": "2025-09-06", "lt": "2025-09-07"}}}
+    built = build_job(spec)
+    kinds = [type(s).__name__ for s in built.pipeline.stages]
+    assert kinds[:5] == ["_Tee", "_Batched", "_MapConcurrent", "_Unbatched", "SearchLoader"] \
+        or kinds[:4] == ["_Tee", "_Batched", "_MapConcurrent", "_Unbatched"]
+    text = built.pipeline.to_python()
+    assert "s3://etl-bucket/etl/rfi/run_date=2025-09-06/run_id=20250906T000000Z/" in text
+    assert "batched(2000)" in text and "workers=8, window=8" in text
+    assert "python_class('mycompany.transforms:RfiValidateCast')" in text
+    assert "dataset='rfi-enriched-{created_at:%Y.%m}'" in text
+    assert "actions_per_batch=2000" in text and "concurrency=4" in text
+    assert "partition(dlq_sink('s3://etl-bucket/etl/rfi/dlq/'" in text
+
+
+@pytest.mark.parametrize("job", ["seed_job.yaml", "../../recipes/quickstart.yaml"])
+def test_explain_executes_to_the_same_chain(job: str) -> None:
+    built = build_job(load_job(JOBS / job, SEED_VARS))
+    program = explain_source(built)
+    namespace: dict[str, Any] = {}
+    code = program.split("report = run(")[0]  # build, do not run
+    exec(compile(code, "<explain>", "exec"), namespace)
+    assert namespace["pipeline"].to_python() == built.pipeline.to_python()
+
+
+def test_explain_masks_secrets(tmp_path: Path) -> None:
+    job = write_job(tmp_path, MINIMAL.replace(
+        'path: "in.jsonl"', 'path: "s3://u:{{ env.PW }}@b/in.jsonl"'))
+    built = build_job(load_job(job, {}, environ={"PW": "hunter2"}))
+    out = explain_source(built)
+    assert "hunter2" not in out and "u:***@b" in out
+
+
+@pytest.mark.parametrize(("yaml_text", "pattern"), [
+    (MINIMAL + "runtime: {max_workers: four}\n", r"^runtime\.max_workers: expected int, got 'four'$"),
+    (MINIMAL + "runtime: {max_wrkers: 4}\n", r"runtime\.max_wrkers: unknown key \(did you mean 'max_workers'\?\)"),
+    (MINIMAL + "loaderz: {}\n", r"loaderz: unknown key \(did you mean 'loader'\?\)"),
+    (MINIMAL.replace("type: jsonl", "type: kafka"), r"unknown extractor type 'kafka'; known: .*jsonl"),
+    (MINIMAL + "transform: {chain: [{type: cast}]}\n", r"transform\.chain\[0\]\.fields: required field missing"),
+    (MINIMAL + "transform: {chain: [{type: python_class, path: 'nope.mod:X'}]}\n",
+     r"cannot import 'nope\.mod:X'"),
+    (MINIMAL.replace('"d"', '"{{ region }}"'), r"'region' is undefined"),
+    (MINIMAL + "storage: {backend: s3, uri: 'out/local'}\n", r"storage\.uri: backend 's3' needs a s3:// URI"),
+])
+def test_config_errors_name_the_problem(tmp_path: Path, yaml_text: str, pattern: str) -> None:
+    job = write_job(tmp_path, yaml_text)
+    with pytest.raises(ConfigError) as err:
+        build_job(load_job(job, {}))
+    assert re.search(pattern, str(err.value)), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_yaml_gives_line_and_column(tmp_path: Path) -> None:
+    job = write_job(tmp_path, "job_name: t\nruntime: {batch_size: [1, 2}\n")
+    with pytest.raises(ConfigError, match=r"job\.yaml:2:\d+: malformed YAML"):
+        load_job(job, {})
+
+
+def test_entry_point_plugins_resolve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A third-party package's entry points, as in the seed's pyproject example."""
+    from importlib.metadata import EntryPoint
+
+    import sesa_fp.config.registry as registry
+
+    mod = tmp_path / "thirdparty.py"
+    mod.write_text(
+        "class Ext:\n"
+        "    def __init__(self, n): self.n = n; self.state = []\n"
+        "    def open(self): pass\n"
+        "    def iter_records(self): return ({'i': i} for i in range(self.n))\n"
+        "    def close(self): pass\n"
+        "class Loader:\n"
+        "    seen = []\n"
+        "    def __init__(self, **conn): pass\n"
+        "    def connect(self): pass\n"
+        "    def prepare_target(self, dataset, options): pass\n"
+        "    def upsert_batch(self, dataset, records, options):\n"
+        "        if any(r['i'] == 3 for r in records): raise RuntimeError('bad batch')\n"
+        "        Loader.seen.extend(records)\n"
+        "    def finalize(self): pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = {
+        "sesa.extractors": [EntryPoint("thing", "thirdparty:Ext", "sesa.extractors")],
+        "sesa.loaders": [EntryPoint("sink", "thirdparty:Loader", "sesa.loaders")],
+    }
+    monkeypatch.setattr(registry, "entry_points", lambda group: eps.get(group, []))
+    job = write_job(tmp_path, """
+job_name: plug
+runtime: {batch_size: 2}
+extractor: {type: thing, n: 6}
+loader: {type: sink, dataset: "x-{i}"}
+""")
+    from sesa_fp import run
+
+    built = build_job(load_job(job, {}))
+    report = run(built.pipeline, progress=False)
+    assert (report.read, report.loaded, report.dead_letters) == (6, 5, 1)
+    import thirdparty  # type: ignore[import-not-found]
+
+    assert sorted(r["i"] for r in thirdparty.Loader.seen) == [0, 1, 2, 4, 5]
