@@ -160,7 +160,7 @@ def _report(stream: Iterable[Any], run_id: str, job: str | None, started_at: str
         retries=sum(s.retries for s in stats),
         bytes_staged=sum(s.bytes for s in stats if s.kind == "staging"),
         conserved=read is None or read == loaded + dropped + dead,
-        stages=tuple(s.as_dict() for s in stats),
+        stages=tuple(s.as_dict() for s in stats if s.kind != "batch"),
         outputs=outputs,
     )
 
