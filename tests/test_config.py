@@ -167,3 +167,50 @@ loader: {type: sink, dataset: "x-{i}"}
     import thirdparty  # type: ignore[import-not-found]
 
     assert sorted(r["i"] for r in thirdparty.Loader.seen) == [0, 1, 2, 4, 5]
+
+
+def test_known_but_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    import sesa_fp.config.registry as registry
+
+    real = registry.importlib.util.find_spec
+    monkeypatch.setattr(registry.importlib.util, "find_spec",
+                        lambda name: None if name == "opensearchpy" else real(name))
+    job = write_job(tmp_path, MINIMAL.replace("type: files", "type: opensearch"))
+    with pytest.raises(ConfigError, match=r"loader\.type: 'opensearch' needs the 'opensearchpy' "
+                                          r"client: pip install 'sesa_fp\[opensearch\]'"):
+        build_job(load_job(job, {}))
+
+
+def test_unknown_storage_backend_lists_known(tmp_path: Path) -> None:
+    job = write_job(tmp_path, MINIMAL + "storage: {backend: tape, uri: 'tape://x'}\n")
+    with pytest.raises(ConfigError, match=r"storage\.backend: unknown storage backend 'tape'; "
+                                          r"known: local, memory, s3"):
+        build_job(load_job(job, {}))
+
+
+def test_storage_entry_point_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from importlib.metadata import EntryPoint
+
+    import sesa_fp.config.registry as registry
+    from sesa_fp import run
+
+    mod = tmp_path / "tapestore.py"
+    mod.write_text(
+        "WRITTEN = []\n"
+        "class Tape:\n"
+        "    def __init__(self, uri, **kw): self.uri = uri; self.kw = kw\n"
+        "    def write(self, rec): WRITTEN.append(rec)\n"
+        "    def commit(self): WRITTEN.append('commit')\n"
+        "    def abort(self): WRITTEN.append('abort')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = {"sesa.storage": [EntryPoint("tape", "tapestore:Tape", "sesa.storage")]}
+    monkeypatch.setattr(registry, "entry_points", lambda group: eps.get(group, []))
+    (tmp_path / "in.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    job = write_job(tmp_path, MINIMAL.replace('"in.jsonl"', f'"{tmp_path}/in.jsonl"').replace(
+        'root: "out"', f'root: "{tmp_path}/out"') + "storage: {backend: tape, uri: 'tape://x'}\n")
+    report = run(build_job(load_job(job, {})).pipeline, progress=False)
+    import tapestore  # type: ignore[import-not-found]
+
+    assert report.loaded == 2 and tapestore.WRITTEN == [{"a": 1}, {"a": 2}, "commit"]

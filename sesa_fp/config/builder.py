@@ -346,41 +346,54 @@ def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
     return plugins.plugin_transform(name, **options)
 
 
-def _check_backend(spec: StorageSpec | DlqSpec, where: str) -> None:
+def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: bool) -> Any:
+    from sesa_fp.storage import dlq_sink, to_storage
+
     scheme = urllib.parse.urlsplit(spec.uri).scheme
     backend = spec.backend
     if backend in ("local", "file"):
         if scheme not in ("", "file"):
             raise ConfigError(f"{where}.uri: backend {backend!r} needs a local path, "
                               f"got {spec.uri!r}")
-        return
-    if backend not in fsspec.available_protocols():
-        raise ConfigError(f"{where}.backend: unknown backend {backend!r}; known: local, s3, "
-                          "memory or any fsspec protocol")
-    if scheme != backend and not (backend == "s3" and scheme in ("s3", "s3a")):
+    elif scheme != backend and not (backend == "s3" and scheme in ("s3", "s3a")):
         raise ConfigError(f"{where}.uri: backend {backend!r} needs a {backend}:// URI, "
                           f"got {spec.uri!r}")
-    try:
-        fsspec.get_filesystem_class(backend)
-    except ImportError as exc:
-        extra = " (pip install 'sesa_fp[s3]')" if backend == "s3" else ""
-        raise ConfigError(f"{where}.backend: {exc}{extra}") from exc
+    else:
+        try:
+            fsspec.get_filesystem_class(backend)
+        except ImportError as exc:
+            extra = " (pip install 'sesa_fp[s3]')" if backend == "s3" else ""
+            raise ConfigError(f"{where}.backend: {exc}{extra}") from exc
+    o = spec.options
+    so = o.storage_options or None
+    if dlq:
+        return dlq_sink(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, storage_options=so)
+    return to_storage(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, job=job.job_name,
+                      storage_options=so)
+
+
+def _writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, *, dlq: bool) -> Any:
+    """A staging or DLQ writer: built-in fsspec backends, or a ``sesa.storage`` plugin
+    called as ``factory(uri, gzip=..., part_max_mb=..., kind="staging"|"dlq")``."""
+    if spec.backend in ("local", "file") or spec.backend in fsspec.available_protocols():
+        return _fsspec_writer(spec, where, job, dlq)
+    factory: Any = resolve("storage", spec.backend, where, key="backend")
+    return factory(spec.uri, gzip=spec.options.gzip, part_max_mb=spec.options.part_max_mb,
+                   kind="dlq" if dlq else "staging")
+
+
+for _backend in ("local", "s3", "memory"):  # listed as known; any fsspec protocol works too
+    register("storage", Plugin(_backend, None, _fsspec_writer))
 
 
 def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
     """Build the job's pipeline; ``source`` replaces the extractor (for ``sesa replay``)."""
-    from sesa_fp.storage import dlq_sink, to_storage
-
     names = ["pipe", "run"]
     stages: list[Any] = []
     if source is None:
         source = _typed("extractor", spec.extractor, "extractor", spec)
         if spec.storage is not None:
-            _check_backend(spec.storage, "storage")
-            o = spec.storage.options
-            stages.append(tee(to_storage(spec.storage.uri, gzip=o.gzip,
-                                         part_max_mb=o.part_max_mb, job=spec.job_name,
-                                         storage_options=o.storage_options or None)))
+            stages.append(tee(_writer(spec.storage, "storage", spec, dlq=False)))
     transforms = [_typed("transform", t, f"transform.chain[{i}]", spec)
                   for i, t in enumerate(spec.transform.chain)]
     if transforms:
@@ -391,9 +404,6 @@ def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
                    unbatched()]
     stages.append(_typed("loader", spec.loader, "loader", spec))
     if spec.dlq is not None:
-        _check_backend(spec.dlq, "dlq")
-        o = spec.dlq.options
-        stages.append(partition(dlq_sink(spec.dlq.uri, gzip=o.gzip, part_max_mb=o.part_max_mb,
-                                         storage_options=o.storage_options or None)))
+        stages.append(partition(_writer(spec.dlq, "dlq", spec, dlq=True)))
     pipeline = pipe(source, *stages)
     return BuiltJob(spec, pipeline, tuple(names))

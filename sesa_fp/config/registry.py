@@ -54,25 +54,26 @@ def known_names(kind: str) -> list[str]:
     return sorted(set(_BUILTINS[kind]) | set(_entry_points(kind)))
 
 
-def resolve(kind: str, name: Any, where: str) -> Plugin | Any:
+def resolve(kind: str, name: Any, where: str, key: str = "type") -> Plugin | Any:
     """The built-in `Plugin`, or the object a third-party entry point names."""
+    where = f"{where}.{key}"
     if not isinstance(name, str):
-        raise ConfigError(f"{where}.type: expected a name, got {name!r}; "
+        raise ConfigError(f"{where}: expected a name, got {name!r}; "
                           f"known: {', '.join(known_names(kind))}")
     plugin = _BUILTINS[kind].get(name)
     if plugin is not None:
         if plugin.requires and importlib.util.find_spec(plugin.requires) is None:
             raise ConfigError(
-                f"{where}.type: {name!r} needs the {plugin.requires!r} client: "
+                f"{where}: {name!r} needs the {plugin.requires!r} client: "
                 f"pip install 'sesa_fp[{plugin.extra}]'"
             )
         return plugin
     ep = _entry_points(kind).get(name)
     if ep is None:
-        raise ConfigError(f"{where}.type: unknown {kind} type {name!r}; "
+        raise ConfigError(f"{where}: unknown {kind} {key} {name!r}; "
                           f"known: {', '.join(known_names(kind))}")
     try:
         return ep.load()
     except Exception as exc:
-        raise ConfigError(f"{where}.type: plugin {name!r} ({ep.value}) failed to load: "
+        raise ConfigError(f"{where}: plugin {name!r} ({ep.value}) failed to load: "
                           f"{type(exc).__name__}: {exc}") from exc
