@@ -14,8 +14,23 @@ from sesa_fp.config import build_job, load_job
 from sesa_fp.config.templating import render_tree, template_vars
 
 JOBS = Path(__file__).parent / "jobs"
-SEED_VARS = {"ds": "2025-09-06", "ts_nodash": "20250906T000000Z",
-             "search_url": "http://127.0.0.1:9200", "bucket": "etl-bucket"}
+SEED_VARS = {"ds": "2025-09-06", "ts_nodash": "20250906T000000Z"}
+
+
+def seed_job(where: Path, search_url: str = "http://127.0.0.1:9200",
+             bucket: str = "etl-bucket") -> Path:
+    """The seed's job with only its hosts and bucket changed (``mycompany`` is in tests/jobs)."""
+    text = (JOBS / "seed_job.yaml").read_text()
+    assert text.count("https://es.example.com:9243") == 2 and text.count("my-bucket") == 2
+    path = where / "seed_job.yaml"
+    path.write_text(text.replace("https://es.example.com:9243", search_url)
+                    .replace("my-bucket", bucket))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _mycompany_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(JOBS))
 
 
 def write_job(tmp_path: Path, text: str) -> Path:
@@ -64,8 +79,8 @@ def test_sandbox_refuses_python_internals(expr: str) -> None:
         render_tree({"a": expr}, template_vars({}, {}))
 
 
-def test_seed_job_builds_the_expected_chain() -> None:
-    spec = load_job(JOBS / "seed_job.yaml", SEED_VARS)
+def test_seed_job_builds_the_expected_chain(tmp_path: Path) -> None:
+    spec = load_job(seed_job(tmp_path), SEED_VARS)
     assert spec.extractor["query"] == {
         "range": {"@timestamp": {"gte": "2025-09-06", "lt": "2025-09-07"}}}
     built = build_job(spec)
@@ -81,9 +96,10 @@ def test_seed_job_builds_the_expected_chain() -> None:
     assert "partition(dlq_sink('s3://etl-bucket/etl/rfi/dlq/'" in text
 
 
-@pytest.mark.parametrize("job", ["seed_job.yaml", "../../recipes/quickstart.yaml"])
-def test_explain_executes_to_the_same_chain(job: str) -> None:
-    built = build_job(load_job(JOBS / job, SEED_VARS))
+@pytest.mark.parametrize("job", ["seed", "quickstart"])
+def test_explain_executes_to_the_same_chain(job: str, tmp_path: Path) -> None:
+    path = seed_job(tmp_path) if job == "seed" else JOBS / "../../recipes/quickstart.yaml"
+    built = build_job(load_job(path, SEED_VARS))
     program = explain_source(built)
     namespace: dict[str, Any] = {}
     code = program.split("report = run(")[0]  # build, do not run
