@@ -42,10 +42,29 @@ def _lenient(value: Any) -> Any:
         return repr(value)
 
 
+def _sanitize(value: Any) -> Any:
+    """What orjson rejects without asking ``default`` (ints beyond 64 bits, odd keys)."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, (str, int, float, bool)) or k is None else repr(k):
+                _sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sanitize(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
 def dumps_line_lenient(record: Any) -> bytes:
-    """Like `dumps_line`, but anything JSON cannot hold becomes its ``repr`` (for dead letters).
+    """Like `dumps_line`, but anything JSON cannot hold becomes its ``repr`` or string
+    (for dead letters, which must never be lost to an encoding error).
 
     >>> dumps_line_lenient({"o": object}) == b'{"o":"<class \\'object\\'>"}\\n'
     True
+    >>> dumps_line_lenient({(1, 2): 2**70})
+    b'{"(1, 2)":"1180591620717411303424"}\\n'
     """
-    return orjson.dumps(record, default=_lenient, option=_OPTS)
+    try:
+        return orjson.dumps(record, default=_lenient, option=_OPTS)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_sanitize(record), default=_lenient, option=_OPTS)

@@ -105,10 +105,22 @@ class Pipeline:
     def __iter__(self) -> Iterator[Any]:
         for s in self.stats():
             s.reset()
-        it: Iterable[Any] = self._counted(self.source)
+        its: list[Iterable[Any]] = [self._counted(self.source)]
         for st in self.stages:
-            it = st(it)
-        return iter(it)
+            its.append(st(its[-1]))
+        return self._drive(its)
+
+    @staticmethod
+    def _drive(its: list[Iterable[Any]]) -> Iterator[Any]:
+        # Closing the pipeline closes every stage now, not when the garbage collector
+        # gets to them: an itertools object between two generators would not pass it on.
+        try:
+            yield from its[-1]
+        finally:
+            for it in reversed(its):
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()
 
     def _counted(self, source: Iterable[Any]) -> Iterator[Any]:
         n = 0

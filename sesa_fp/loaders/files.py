@@ -88,7 +88,9 @@ class FilesLoader(Stage):
         if "/" in dataset or dataset in (".", ".."):
             raise RecordError(f"dataset name {dataset!r} is not a valid directory name")
         uri = _join(_join(self.root, dataset), f"run={run_key}")
-        return PartsWriter(uri, gzip=self.gzip, kind="files", storage_options=self.storage_options)
+        # the manifest names the run key, not the run, and no time: a rerun is byte-identical
+        return PartsWriter(uri, gzip=self.gzip, kind="files", storage_options=self.storage_options,
+                           run_id=run_key, stamp_time=False)
 
     def describe(self) -> dict[str, Any]:
         """Where the records went, per dataset (for the run report)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,29 +33,36 @@ class JsonlSource:
                                   **self.storage_options)
         if not files:
             raise StorageError(f"read_jsonl: no file matches {self.urlpath!r}")
-        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
         for of in files:
             try:
                 f = of.open()
             except OSError as exc:
                 raise StorageError(f"read_jsonl: cannot open {of.path}: {exc}") from exc
-            with f:
-                lineno = 0
-                for line in f:
-                    lineno += 1
-                    try:
-                        rec = loads(line)
-                    except JSONDecodeError as exc:
-                        if not line.strip():
-                            continue
-                        yield self._bad(of.path, lineno, line, exc)
-                        continue
-                    if type(rec) is not dict:
-                        kind = type(rec).__name__
-                        yield self._bad(of.path, lineno, line,
-                                        ValueError(f"expected a JSON object, got {kind}"))
-                        continue
-                    yield rec
+            try:
+                with f:
+                    yield from self._lines(f, of.path)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise StorageError(f"read_jsonl: cannot read {of.path}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
+    def _lines(self, f: Any, path: str) -> Iterator[Any]:
+        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        lineno = 0
+        for line in f:
+            lineno += 1
+            try:
+                rec = loads(line)
+            except JSONDecodeError as exc:
+                if not line.strip():
+                    continue
+                yield self._bad(path, lineno, line, exc)
+                continue
+            if type(rec) is not dict:
+                kind = type(rec).__name__
+                yield self._bad(path, lineno, line,
+                                ValueError(f"expected a JSON object, got {kind}"))
+                continue
+            yield rec
 
     def _bad(self, path: str, lineno: int, line: bytes, exc: Exception) -> Any:
         record = {"file": path, "line": lineno, "raw": line[:4096].decode("utf-8", "replace")}

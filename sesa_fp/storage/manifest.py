@@ -15,6 +15,7 @@ __all__ = ["MANIFEST_NAME", "Manifest", "PartInfo", "parse_manifest"]
 
 MANIFEST_NAME = "_manifest.json"
 FORMAT = "sesa_fp/manifest@1"
+COMPRESSIONS = (None, "gzip")
 
 
 @attrs.frozen
@@ -75,8 +76,18 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
         raise ManifestError(f"manifest at {where} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise ManifestError(f"manifest at {where} is not a {FORMAT} manifest")
-    body.pop("totals", None)
+    totals = body.pop("totals", None)
+    if "parts" not in body:
+        raise ManifestError(f"manifest at {where} is malformed: it lists no parts")
+    if "compression" not in body or body["compression"] not in COMPRESSIONS:
+        raise ManifestError(f"manifest at {where} names an unknown compression "
+                            f"{body.get('compression')!r}")
     try:
-        return _converter.structure(body, Manifest)
+        manifest = _converter.structure(body, Manifest)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         raise ManifestError(f"manifest at {where} is malformed: {exc}") from exc
+    expected = {"parts": len(manifest.parts), "records": manifest.records, "bytes": manifest.bytes}
+    if totals is not None and totals != expected:
+        raise ManifestError(f"manifest at {where} is inconsistent: totals {totals} but its "
+                            f"parts add up to {expected}")
+    return manifest

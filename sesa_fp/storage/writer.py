@@ -31,6 +31,7 @@ class PartsWriter:
     manifest last (the prefix is valid only then), `abort` removes the parts it wrote.
 
     Parts close at about ``part_max_mb`` of file size. One writer serves one stream at a time.
+    ``run_id`` / ``stamp_time=False`` make the manifest deterministic (same input, same bytes).
     """
 
     def __init__(
@@ -45,6 +46,8 @@ class PartsWriter:
         per_run: bool = False,
         job: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stamp_time: bool = True,
     ) -> None:
         if not isinstance(part_max_mb, (int, float)) or part_max_mb <= 0:
             raise ConfigError(f"part_max_mb must be a positive number, got {part_max_mb!r}")
@@ -57,6 +60,8 @@ class PartsWriter:
         self.per_run = per_run
         self.job = job
         self.storage_options = storage_options or {}
+        self.run_id = run_id
+        self.stamp_time = stamp_time
         self.stats = StageStats(name=f"{kind}:{uri}", kind=kind)
         self.last_manifest: Manifest | None = None
         self.last_uri: str | None = None
@@ -165,8 +170,9 @@ class PartsWriter:
             manifest = Manifest(
                 kind=self.kind,
                 job=self.job,
-                run_id=current_run_id(),
-                created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                run_id=self.run_id or current_run_id(),
+                created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+                if self.stamp_time else "",
                 compression="gzip" if self.gzip else None,
                 parts=tuple(self._parts),
             )
