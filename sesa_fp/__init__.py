@@ -52,7 +52,9 @@ __all__ = [
     "batched",
     "chain",
     "dlq_sink",
+    "es_source",
     "from_storage",
+    "load_es",
     "load_files",
     "map_concurrent",
     "partition",
@@ -64,3 +66,16 @@ __all__ = [
     "to_storage",
     "unbatched",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The search connectors load on first use, so `import sesa_fp` stays light.
+    if name == "es_source":
+        from sesa_fp.sources.search import es_source
+
+        return es_source
+    if name == "load_es":
+        from sesa_fp.loaders.search import load_es
+
+        return load_es
+    raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")
