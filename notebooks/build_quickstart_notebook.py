@@ -15,14 +15,18 @@ CELLS = [
         "JSONL, stage it, transform in a worker pool, load into per-month files, and peel the\n"
         "dead letters off. Nothing runs until `run(...)` drains the pipeline."),
     new_code_cell(
-        "import sys, tempfile\n"
+        "import sys\n"
+        "import tempfile\n"
         "from pathlib import Path\n\n"
+        "from sesa_fp import (\n"
+        + "".join(f"    {name},\n" for name in (
+            "batched", "chain", "load_files", "map_concurrent", "partition", "pipe",
+            "read_jsonl", "run", "stage", "tee", "to_storage", "unbatched"))
+        + ")\n"
+        "from sesa_fp.transforms import cast, normalize, python_class\n\n"
         "REPO = Path.cwd().parent if Path.cwd().name == 'notebooks' else Path.cwd()\n"
         "sys.path.insert(0, str(REPO / 'recipes'))  # for the seed-style transformer\n"
-        "OUT = Path(tempfile.mkdtemp(prefix='sesa-notebook-'))\n\n"
-        "from sesa_fp import (pipe, run, stage, batched, map_concurrent, chain, unbatched, tee,\n"
-        "                     partition, read_jsonl, load_files, to_storage)\n"
-        "from sesa_fp.transforms import normalize, cast, python_class"),
+        "OUT = Path(tempfile.mkdtemp(prefix='sesa-notebook-'))"),
     new_code_cell(
         "dead = []  # a plain list is a fine dead-letter sink in a notebook\n"
         "pipeline = pipe(\n"
@@ -35,7 +39,8 @@ CELLS = [
         "                   workers=2, window=4),\n"
         "    unbatched(),\n"
         "    load_files(str(OUT / 'warehouse'), dataset='rfi-enriched-{created_at:%Y.%m}',\n"
-        "               id_strategy={'type': 'sha256_concat', 'fields': ['project_id', 'rfi_number']}),\n"
+        "               id_strategy={'type': 'sha256_concat',\n"
+        "                            'fields': ['project_id', 'rfi_number']}),\n"
         "    partition(dead.append),\n"
         ")\n"
         "pipeline"),
@@ -46,8 +51,9 @@ CELLS = [
     new_markdown_cell("A few loaded rows, straight from the files the loader wrote:"),
     new_code_cell(
         "rows = list(read_jsonl(str(OUT / 'warehouse/rfi-enriched-2025.08/*/part-*.jsonl')))\n"
+        "shown = ('_id', 'project_id', 'rfi_number', 'title', 'created_at')\n"
         "for row in rows[:3]:\n"
-        "    print({k: row[k] for k in ('_id', 'project_id', 'rfi_number', 'title', 'created_at')})"),
+        "    print({k: row[k] for k in shown})"),
     new_markdown_cell("The dead letters carry the record, the stage and the error:"),
     new_code_cell(
         "for d in dead[:5]:\n"
@@ -58,7 +64,8 @@ CELLS = [
         "from rfi_transforms import RfiValidateCast\n\n"
         "assert normalize()({'title': '  Façade  ', 'q': ''}) == {'title': 'Façade', 'q': None}\n"
         "assert RfiValidateCast().map_record({'rfi_number': None}) is None\n"
-        "assert RfiValidateCast().map_record({'rfi_number': 7}) == {'rfi_number': 7, 'validated': True}\n"
+        "assert RfiValidateCast().map_record({'rfi_number': 7}) == {'rfi_number': 7,\n"
+        "                                                           'validated': True}\n"
         "print('transform tests passed')"),
 ]
 

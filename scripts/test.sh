@@ -7,7 +7,7 @@ cd "$REPO"
 
 scripts/bootstrap.sh dev,es,opensearch,notebook
 
-.venv/bin/ruff check sesa_fp tests benchmarks recipes
+.venv/bin/ruff check sesa_fp tests benchmarks recipes notebooks
 .venv/bin/mypy
 
 cleanup() { scripts/services.sh stop all >&2 || true; }
