@@ -89,3 +89,191 @@ def s3_bucket(s3_url: str) -> Iterator[tuple[str, dict[str, object]]]:
     fs.mkdir(name)
     yield name, opts
     fs.rm(name, recursive=True)
+
+
+# --- search engine (OpenSearch) on loopback -------------------------------------------------
+
+_SERVICES = REPO / "scripts" / "services.sh"
+_OS_TARGET = REPO / "scripts" / "opensearch" / "target"
+
+
+def _services(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(_SERVICES), *args], capture_output=True, text=True, timeout=900,
+                          check=False)
+
+
+@pytest.fixture(scope="session")
+def search_url() -> Iterator[str]:
+    """A real OpenSearch node on 127.0.0.1: ``SEARCH_URL`` if set, else started with
+    ``scripts/services.sh start search`` and stopped at the end (unless it already ran)."""
+    url = os.environ.get("SEARCH_URL")
+    if url:
+        if not _wait_http(url, 30):
+            service_missing(f"SEARCH_URL={url} does not answer")
+        yield url.rstrip("/")
+        return
+    if not _SERVICES.exists():
+        service_missing(f"{_SERVICES} not found")
+    was_running = "SEARCH_URL=" in _services("status", "search").stdout
+    proc = _services("start", "search")
+    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
+             if ln.startswith("SEARCH_URL=")]
+    if proc.returncode != 0 or not found:
+        service_missing(f"cannot start the search node: {proc.stderr.strip()[-800:]}")
+    try:
+        yield found[0]
+    finally:
+        if not was_running:
+            _services("stop", "search")
+
+
+class LoopbackSearchNode:
+    """A private OpenSearch node (the services script's Java launcher, run directly) with its
+    own home, fixed ports and extra settings; it can be stopped and started again (its data
+    survives), for fault tests that must not disturb the shared node."""
+
+    def __init__(self, home: Path, settings: str = "", heap: str = "256m") -> None:
+        self.home = home
+        self.settings = settings
+        self.heap = heap
+        self.port = _free_port()
+        self.transport_port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home / "node.log"
+
+    def start(self, timeout: float = 120.0) -> str:
+        if not (_OS_TARGET / "classes").is_dir():
+            service_missing("the OpenSearch launcher is not built "
+                            "(run scripts/services.sh start search once)")
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "tmp").mkdir(exist_ok=True)
+        java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") \
+            if os.environ.get("JAVA_HOME") else "java"
+        cmd = [
+            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
+            "-Djava.net.preferIPv4Stack=true", f"-Djava.io.tmpdir={self.home / 'tmp'}",
+            "-Dlog4j2.formatMsgNoLookups=true", "-Dlog4j.shutdownHookEnabled=false",
+            "-Dlog4j2.disable.jmx=true", "-Dio.netty.noUnsafe=true",
+            "-Dio.netty.noKeySetOptimization=true", "-Dio.netty.recycler.maxCapacityPerThread=0",
+            "-cp", f"{_OS_TARGET / 'classes'}:{_OS_TARGET / 'lib'}/*", "sesa.opensearch.Launcher",
+            "--home", str(self.home), "--http-port", str(self.port),
+            "--transport-port", str(self.transport_port),
+        ]
+        env = {**os.environ, "SEARCH_EXTRA_SETTINGS": self.settings}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                service_missing(f"private search node exited during start-up; see {self.log}")
+            try:
+                with urllib.request.urlopen(
+                        f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=5s",
+                        timeout=10):
+                    return self.url
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        service_missing(f"private search node not healthy after {timeout} s; see {self.log}")
+        return self.url
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+class SearchNodeFactory:
+    """Makes private `LoopbackSearchNode`s (started); `close` stops them all."""
+
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self.tmp = tmp
+        self.nodes: list[LoopbackSearchNode] = []
+
+    def __call__(self, settings: str = "", heap: str = "256m") -> LoopbackSearchNode:
+        node = LoopbackSearchNode(self.tmp.mktemp("search-node"), settings, heap)
+        self.nodes.append(node)
+        node.start()
+        return node
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def search_node_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchNodeFactory]:
+    """Starts private search nodes on demand; all are stopped at the end of the session."""
+    factory = SearchNodeFactory(tmp_path_factory)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_queue_search(search_node_factory: SearchNodeFactory) -> LoopbackSearchNode:
+    """A private node whose write queue rejects bulk items with 429 under load, and whose
+    HTTP request limit (256kb) makes a larger bulk body fail with 413."""
+    return search_node_factory(
+        "thread_pool.write.queue_size=2 thread_pool.write.size=1 http.max_content_length=256kb")
+
+
+class SearchAdmin:
+    """Test-side view of a search node through opensearch-py (independent of sesa_fp's code):
+    seed an index, read every document back, list open points in time."""
+
+    def __init__(self, url: str) -> None:
+        opensearchpy = pytest.importorskip("opensearchpy")
+        self.url = url
+        self.client = opensearchpy.OpenSearch(hosts=[url], timeout=60)
+        self.helpers = opensearchpy.helpers
+
+    def new_index(self, prefix: str = "t", **settings: object) -> str:
+        name = f"{prefix}-{time.monotonic_ns()}"
+        if settings:
+            self.client.indices.create(index=name, body={"settings": settings})
+        return name
+
+    def seed(self, index: str, docs: list[tuple[str, dict[str, object]]], **kw: object) -> None:
+        actions = ({"_index": index, "_id": i, "_source": d} for i, d in docs)
+        self.helpers.bulk(self.client, actions, chunk_size=2000, refresh=True, **kw)
+
+    def docs(self, index: str) -> dict[str, dict[str, object]]:
+        self.client.indices.refresh(index=index)
+        return {h["_id"]: h["_source"]
+                for h in self.helpers.scan(self.client, index=index, size=2000)}
+
+    def count(self, index: str) -> int:
+        self.client.indices.refresh(index=index)
+        return int(self.client.count(index=index)["count"])
+
+    def open_pits(self) -> set[str]:
+        return {p["pit_id"] for p in
+                self.client.transport.perform_request("GET", "/_search/point_in_time/_all")
+                .get("pits", [])}
+
+    def drop(self, pattern: str) -> None:
+        self.client.indices.delete(index=pattern, ignore_unavailable=True)
+
+
+@pytest.fixture(scope="session")
+def search_admin(search_url: str) -> SearchAdmin:
+    """A `SearchAdmin` on the shared search node."""
+    return SearchAdmin(search_url)
+
+
+@pytest.fixture(scope="session")
+def search_admin_at() -> type[SearchAdmin]:
+    """`SearchAdmin` itself, for tests that talk to a private node: ``search_admin_at(url)``."""
+    return SearchAdmin

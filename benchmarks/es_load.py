@@ -1,0 +1,151 @@
+"""Bulk-load throughput: ``load_es`` against the client's own ``helpers.parallel_bulk``.
+
+The same N RFI-like documents (a JSONL file written first) are loaded into two fresh indices of
+the search node, once with ``read_jsonl -> load_es`` and once with opensearch-py's
+``helpers.parallel_bulk`` (same batch size, same thread count). Both indices are then counted.
+The last stdout line is JSON: ``docs``, ``sesa_docs_per_s``, ``helpers_docs_per_s``, ``ratio``
+(sesa / helpers; >= 1 means sesa is as fast or faster); ``--repeat`` takes the best of
+alternating runs.
+
+    python benchmarks/es_load.py --docs 100000 [--url http://127.0.0.1:PORT]
+
+Without ``--url`` the node is started with ``scripts/services.sh start search`` (and stopped
+again at the end if this script started it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from _common import REPO, emit, log, write_input
+
+SERVICES = REPO / "scripts" / "services.sh"
+
+
+@contextlib.contextmanager
+def search_node(url: str | None) -> Iterator[str]:
+    """``url``, or a node started with the services script for the duration."""
+    if url:
+        yield url.rstrip("/")
+        return
+    status = subprocess.run([str(SERVICES), "status", "search"], capture_output=True,
+                            text=True, check=False)
+    was_running = "SEARCH_URL=" in status.stdout
+    proc = subprocess.run([str(SERVICES), "start", "search"], capture_output=True, text=True,
+                          check=False)
+    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
+             if ln.startswith("SEARCH_URL=")]
+    if proc.returncode != 0 or not found:
+        raise SystemExit(f"cannot start the search node:\n{proc.stderr[-2000:]}")
+    try:
+        yield found[0]
+    finally:
+        if not was_running:
+            subprocess.run([str(SERVICES), "stop", "search"], capture_output=True, check=False)
+
+
+def client(url: str) -> Any:
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(hosts=[url], timeout=600)
+
+
+def count(url: str, index: str) -> int:
+    c = client(url)
+    c.indices.refresh(index=index)
+    return int(c.count(index=index)["count"])
+
+
+def create(url: str, index: str, shards: int) -> None:
+    client(url).indices.create(index=index, body={"settings": {"number_of_shards": shards}})
+
+
+def drop(url: str, *indices: str) -> None:
+    client(url).indices.delete(index=",".join(indices), ignore_unavailable=True)
+
+
+def load_sesa(url: str, inp: Path, index: str, batch: int, threads: int) -> float:
+    from sesa_fp import pipe, read_jsonl, run
+    from sesa_fp.loaders.search import load_es
+
+    t0 = time.perf_counter()
+    report = run(pipe(read_jsonl(str(inp)), load_es(hosts=[url], dataset=index,
+                                                    actions_per_batch=batch,
+                                                    concurrency=threads)), progress=False)
+    elapsed = time.perf_counter() - t0
+    if report.dead_letters:
+        raise SystemExit(f"sesa: {report.dead_letters} dead letters")
+    return elapsed
+
+
+def load_helpers(url: str, inp: Path, index: str, batch: int, threads: int) -> float:
+    from opensearchpy import helpers
+
+    def actions() -> Iterator[dict[str, Any]]:
+        with inp.open("rb") as f:
+            for line in f:
+                doc = orjson.loads(line)
+                yield {"_index": index, "_id": doc.pop("_id"), "_source": doc}
+
+    c = client(url)
+    t0 = time.perf_counter()
+    failed = 0
+    for ok, _info in helpers.parallel_bulk(c, actions(), thread_count=threads,
+                                           chunk_size=batch, raise_on_error=False):
+        failed += not ok
+    elapsed = time.perf_counter() - t0
+    if failed:
+        raise SystemExit(f"helpers: {failed} failed")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--url", default=None)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=1, help="best of N runs, order alternating")
+    args = ap.parse_args(argv)
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, search_node(args.url) as url:
+        inp = write_input(Path(tmp) / "docs.jsonl", args.docs, compress=False)
+        for rep in range(args.repeat):
+            order = ("helpers", "sesa") if rep % 2 == 0 else ("sesa", "helpers")
+            for variant in order:
+                index = f"bench-load-{variant}-{time.monotonic_ns()}"
+                create(url, index, args.shards)
+                try:
+                    fn = load_sesa if variant == "sesa" else load_helpers
+                    log(f"{variant}: loading {args.docs:,} docs into {index}")
+                    took = fn(url, inp, index, args.batch, args.threads)
+                    n = count(url, index)
+                    if n != args.docs:
+                        raise SystemExit(f"{variant}: {n} docs in {index}, "
+                                         f"expected {args.docs}")
+                finally:
+                    drop(url, index)
+                log(f"{variant}: {took:.2f}s, {args.docs / took:,.0f} docs/s")
+                times[variant] = min(took, times.get(variant, took))
+    sesa_dps = args.docs / times["sesa"]
+    helpers_dps = args.docs / times["helpers"]
+    emit({"docs": args.docs, "batch": args.batch, "threads": args.threads,
+          "repeat": args.repeat,
+          "sesa_s": round(times["sesa"], 3), "helpers_s": round(times["helpers"], 3),
+          "sesa_docs_per_s": round(sesa_dps), "helpers_docs_per_s": round(helpers_dps),
+          "ratio": round(sesa_dps / helpers_dps, 3)})
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main()

@@ -1,0 +1,168 @@
+"""What every engine adapter offers, and the engine-agnostic retry policy."""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import tenacity
+
+from sesa_fp.search.config import SearchConfig
+from sesa_fp.search.errors import (
+    SearchRequestError,
+    SearchTransportError,
+    SearchUnavailableError,
+)
+
+__all__ = ["SearchClient", "backoff_delay", "call_with_retries", "give_up_error"]
+
+T = TypeVar("T")
+
+
+class SearchClient(abc.ABC):
+    """One engine client (not thread-safe to share across workers: make one per worker).
+
+    Every method raises `SearchTransportError` for a failed call; retrying is the caller's
+    business (`call_with_retries`), the client itself does not retry.
+    """
+
+    engine: ClassVar[str]
+    #: sort that makes ``search_after`` over a point in time a total order
+    pit_sort: ClassVar[list[Any]]
+    #: a cheaper sort that is a total order only within one shard per index (or None)
+    pinned_sort: ClassVar[list[Any] | None] = None
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+        self.host = config.host
+        self.client: Any = self._make()
+
+    @abc.abstractmethod
+    def _make(self) -> Any: ...
+
+    @abc.abstractmethod
+    def _translate(self, exc: Exception) -> SearchTransportError | None:
+        """The client's exception as a `SearchTransportError`, or None to let it propagate."""
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except SearchTransportError:
+            raise
+        except Exception as exc:
+            err = self._translate(exc)
+            if err is None:
+                raise
+            raise err from exc
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._call(self.client.info))
+
+    @abc.abstractmethod
+    def open_pit(self, index: str, keep_alive: str) -> str: ...
+
+    @abc.abstractmethod
+    def close_pit(self, pit_id: str) -> None: ...
+
+    def search(self, body: dict[str, Any], *, index: str | None = None,
+               scroll: str | None = None) -> dict[str, Any]:
+        params = {"scroll": scroll} if scroll else None
+        return dict(self._call(self._search, body, index, params))
+
+    @abc.abstractmethod
+    def _search(self, body: dict[str, Any], index: str | None,
+                params: dict[str, Any] | None) -> Any: ...
+
+    @abc.abstractmethod
+    def scroll(self, scroll_id: str, keep_alive: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def clear_scroll(self, scroll_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def bulk(self, body: bytes, *, pipeline: str | None = None,
+             refresh: str | None = None) -> dict[str, Any]:
+        """Send a raw NDJSON bulk body (already encoded)."""
+
+    @abc.abstractmethod
+    def index_exists(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    def create_index(self, name: str, body: dict[str, Any]) -> bool:
+        """Create ``name``; False when it already exists."""
+
+    @abc.abstractmethod
+    def refresh(self, index: str) -> None: ...
+
+    def shard_counts(self, index: str) -> dict[str, int]:
+        """Primary shards per concrete index that ``index`` (a pattern, alias) resolves to."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def count(self, index: str) -> int: ...
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if callable(close):
+            close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.host}>"
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter over the upper half: attempt 1 waits ~base.
+
+    >>> 0.25 <= backoff_delay(1, 0.5) <= 0.5
+    True
+    >>> backoff_delay(20, 0.5) <= 30.0
+    True
+    """
+    top = min(cap, base * (2 ** (attempt - 1)))
+    return top * random.uniform(0.5, 1.0)
+
+
+def give_up_error(err: SearchTransportError, what: str, attempts: int) -> Exception:
+    """The typed error raised when ``err`` is final (not retryable, or retries spent)."""
+    if err.unreachable:
+        return SearchUnavailableError(
+            err.host,
+            f"search host {err.host} unreachable after {attempts} attempt(s) ({what}): "
+            f"{err.error_type}: {err.reason}",
+        )
+    return SearchRequestError(
+        f"{what} failed on {err.host} after {attempts} attempt(s): HTTP {err.status} "
+        f"{err.error_type}: {err.reason}",
+        host=err.host, status=err.status, error_type=err.error_type, reason=err.reason,
+    )
+
+
+def call_with_retries(fn: Callable[[], T], *, what: str, max_retries: int, backoff: float,
+                      on_retry: Callable[[], None] | None = None) -> T:
+    """``fn()``, retried on retryable `SearchTransportError` up to ``max_retries`` times with
+    exponential backoff and jitter; a final failure becomes `SearchUnavailableError` (no
+    answer) or `SearchRequestError`."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None:
+            on_retry()
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, SearchTransportError) and e.retryable),
+        stop=tenacity.stop_after_attempt(max_retries + 1),
+        wait=lambda state: backoff_delay(state.attempt_number, backoff),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    attempts = 0
+    try:
+        for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                return fn()
+    except SearchTransportError as err:
+        raise give_up_error(err, what, attempts) from err
+    raise AssertionError("unreachable")  # pragma: no cover
