@@ -56,6 +56,8 @@ def _run_built(built: Any, progress: bool | None) -> None:
     except Exception as exc:
         raise _fail(EXIT_FAILED, f"run failed: {type(exc).__name__}: {exc}") from exc
     typer.echo(report.to_json())
+    if sys.stderr.isatty():  # people at a terminal get the readable summary too
+        typer.echo(str(report), err=True)
     dlq = built.spec.dlq
     if dlq is not None:
         if dlq.max_records is not None and report.dead_letters > dlq.max_records:

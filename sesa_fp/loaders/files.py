@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import fsspec
 from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate
@@ -94,8 +95,9 @@ class FilesLoader(Stage):
 
     def describe(self) -> dict[str, Any]:
         """Where the records went, per dataset (for the run report)."""
-        return {"kind": "files", "uri": self.root, "records": sum(self.last_counts.values()),
-                "datasets": self.last_counts}
+        fs, path = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        return {"kind": "files", "uri": fs.unstrip_protocol(path),
+                "records": sum(self.last_counts.values()), "datasets": self.last_counts}
 
 
 def load_files(
