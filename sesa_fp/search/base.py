@@ -86,22 +86,32 @@ class SearchClient(abc.ABC):
              refresh: str | None = None) -> dict[str, Any]:
         """Send a raw NDJSON bulk body (already encoded)."""
 
-    @abc.abstractmethod
-    def index_exists(self, name: str) -> bool: ...
+    def index_exists(self, name: str) -> bool:
+        return bool(self._call(self.client.indices.exists, index=name))
 
-    @abc.abstractmethod
     def create_index(self, name: str, body: dict[str, Any]) -> bool:
         """Create ``name``; False when it already exists."""
+        try:
+            self._call(self._create_index, name, body)
+        except SearchTransportError as exc:
+            if exc.error_type == "resource_already_exists_exception":
+                return False
+            raise
+        return True
 
     @abc.abstractmethod
-    def refresh(self, index: str) -> None: ...
+    def _create_index(self, name: str, body: dict[str, Any]) -> Any:
+        """The client's own create call (the clients spell the body differently)."""
+
+    def refresh(self, index: str) -> None:
+        self._call(self.client.indices.refresh, index=index)
 
     def shard_counts(self, index: str) -> dict[str, int]:
         """Primary shards per concrete index that ``index`` (a pattern, alias) resolves to."""
         raise NotImplementedError
 
-    @abc.abstractmethod
-    def count(self, index: str) -> int: ...
+    def count(self, index: str) -> int:
+        return int(self._call(self.client.count, index=index)["count"])
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)

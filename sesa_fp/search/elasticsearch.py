@@ -84,20 +84,5 @@ class ElasticsearchClient(SearchClient):
         kw = {k: v for k, v in (("pipeline", pipeline), ("refresh", refresh)) if v}
         return dict(self._call(self.client.bulk, operations=body, **kw))
 
-    def index_exists(self, name: str) -> bool:
-        return bool(self._call(self.client.indices.exists, index=name))
-
-    def create_index(self, name: str, body: dict[str, Any]) -> bool:
-        try:
-            self._call(self.client.indices.create, index=name, **body)
-        except SearchTransportError as exc:
-            if exc.error_type == "resource_already_exists_exception":
-                return False
-            raise
-        return True
-
-    def refresh(self, index: str) -> None:
-        self._call(self.client.indices.refresh, index=index)
-
-    def count(self, index: str) -> int:
-        return int(self._call(self.client.count, index=index)["count"])
+    def _create_index(self, name: str, body: dict[str, Any]) -> Any:
+        return self.client.indices.create(index=name, **body)

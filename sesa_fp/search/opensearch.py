@@ -107,26 +107,11 @@ class OpenSearchClient(SearchClient):
         params["filter_path"] = BULK_FILTER
         return dict(self._call(self.client.bulk, body=body, params=params))
 
-    def index_exists(self, name: str) -> bool:
-        return bool(self._call(self.client.indices.exists, index=name))
-
-    def create_index(self, name: str, body: dict[str, Any]) -> bool:
-        try:
-            self._call(self.client.indices.create, index=name, body=body)
-        except SearchTransportError as exc:
-            if exc.error_type == "resource_already_exists_exception":
-                return False
-            raise
-        return True
-
-    def refresh(self, index: str) -> None:
-        self._call(self.client.indices.refresh, index=index)
+    def _create_index(self, name: str, body: dict[str, Any]) -> Any:
+        return self.client.indices.create(index=name, body=body)
 
     def shard_counts(self, index: str) -> dict[str, int]:
         resp = self._call(self.client.indices.get_settings, index=index,
                           params={"filter_path": "*.settings.index.number_of_shards"})
         return {name: int(v["settings"]["index"]["number_of_shards"])
                 for name, v in dict(resp).items()}
-
-    def count(self, index: str) -> int:
-        return int(self._call(self.client.count, index=index)["count"])
