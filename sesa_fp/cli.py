@@ -34,11 +34,26 @@ def _fail(code: int, message: str) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _build(config: Path, sets: list[str] | None, source: Any = None) -> Any:
+def _build(config: Path, sets: list[str] | None, *, replay: bool = False,
+           replay_from: str | None = None) -> Any:
+    """Parse, render and build a job (with a staging prefix as its source when replaying);
+    a configuration error exits with code 2."""
     from sesa_fp.config import build_job, load_job, parse_sets
+    from sesa_fp.storage import from_storage
 
-    spec = load_job(config, parse_sets(sets or []))
-    return build_job(spec, source=source)
+    try:
+        spec = load_job(config, parse_sets(sets or []))
+        source = None
+        if replay:
+            uri = replay_from or (spec.storage.uri if spec.storage else None)
+            if not uri:
+                raise ConfigError("nothing to replay: pass --from URI or give the job a "
+                                  "storage.uri")
+            opts = spec.storage.options.storage_options if spec.storage else {}
+            source = from_storage(uri, storage_options=opts or None)
+        return build_job(spec, source=source)
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
 
 
 def _run_built(built: Any, progress: bool | None) -> None:
@@ -72,11 +87,7 @@ def _run_built(built: Any, progress: bool | None) -> None:
 @app.command()
 def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None) -> None:
     """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
-    try:
-        built = _build(config, set_)
-    except ConfigError as exc:
-        raise _fail(EXIT_CONFIG, str(exc)) from exc
-    _run_built(built, progress)
+    _run_built(_build(config, set_), progress)
 
 
 
@@ -84,10 +95,7 @@ def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None) ->
 @app.command()
 def validate(config: ConfigOpt, set_: SetOpt = None) -> None:
     """Check a job's configuration (parse, render, build) without any I/O."""
-    try:
-        built = _build(config, set_)
-    except ConfigError as exc:
-        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    built = _build(config, set_)
     typer.echo(f"ok: {built.spec.job_name}: {len(built.pipeline.stages)} stages")
 
 
@@ -139,10 +147,7 @@ def explain_source(built: Any) -> str:
 @app.command()
 def explain(config: ConfigOpt, set_: SetOpt = None) -> None:
     """Print the Python program equivalent to the job (secrets masked)."""
-    try:
-        built = _build(config, set_)
-    except ConfigError as exc:
-        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    built = _build(config, set_)
     typer.echo(explain_source(built), nl=False)
 
 
@@ -155,19 +160,7 @@ def replay(
     progress: ProgressOpt = None,
 ) -> None:
     """Load a committed staging prefix through the job's transforms and loader."""
-    from sesa_fp.config import load_job, parse_sets
-    from sesa_fp.storage import from_storage
-
-    try:
-        spec = load_job(config, parse_sets(set_ or []))
-        uri = from_ or (spec.storage.uri if spec.storage else None)
-        if not uri:
-            raise ConfigError("nothing to replay: pass --from URI or give the job a storage.uri")
-        opts = spec.storage.options.storage_options if spec.storage else {}
-        built = _build(config, set_, source=from_storage(uri, storage_options=opts or None))
-    except ConfigError as exc:
-        raise _fail(EXIT_CONFIG, str(exc)) from exc
-    _run_built(built, progress)
+    _run_built(_build(config, set_, replay=True, replay_from=from_), progress)
 
 
 @app.command()
