@@ -115,8 +115,8 @@ def mask_secrets(text: str) -> str:
 
 _IMPORTS = (
     ("sesa_fp", ("pipe", "run", "stage", "batched", "unbatched", "map_concurrent", "chain",
-                 "tee", "partition", "read_jsonl", "load_files", "to_storage", "dlq_sink",
-                 "from_storage")),
+                 "tee", "partition", "merge", "read_jsonl", "load_files", "to_storage",
+                 "dlq_sink", "from_storage")),
     ("sesa_fp.transforms", ("normalize", "cast", "derive", "validate", "python_class")),
     ("sesa_fp.imports", ("import_object",)),
     ("sesa_fp.sources.search", ("es_source",)),

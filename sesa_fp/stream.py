@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import more_itertools
 from returns.result import Failure, Success
 
-from sesa_fp.errors import StageError
+from sesa_fp.errors import SesaError, StageError
 from sesa_fp.result import DeadLetter
 from sesa_fp.stats import Stage, StageStats
 
@@ -27,6 +27,7 @@ __all__ = [
     "batched",
     "chain",
     "map_concurrent",
+    "merge",
     "partition",
     "pipe",
     "tee",
@@ -539,3 +540,94 @@ def partition(dlq: Writer | Callable[[Any], Any]) -> Stage:
     ([{'a': 1}, {'b': 2}], ['oops'])
     """
     return _Partition(_as_writer(dlq))
+
+
+_DONE = object()
+
+
+class Merge:
+    """Several sources read at once, one thread each, into one stream (see `merge`)."""
+
+    def __init__(self, sources: tuple[Iterable[Any], ...], window: int) -> None:
+        self.sources = sources
+        self.window = window
+
+    def __repr__(self) -> str:
+        extra = "" if self.window == 1000 else f", window={self.window}"
+        return f"merge({', '.join(map(repr, self.sources))}{extra})"
+
+    def children(self) -> tuple[Any, ...]:
+        return self.sources
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._read()
+
+    @staticmethod
+    def _drain(source: Iterable[Any], q: queue.Queue[Any], stop: threading.Event) -> None:
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)  # wakes to notice a consumer that stopped
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        it = iter(source)
+        try:
+            for item in it:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put((_DONE, exc, source))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()  # a generator is closed by the thread that ran it
+
+    def _read(self) -> Iterator[Any]:
+        q: queue.Queue[Any] = queue.Queue(maxsize=self.window)
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=contextvars.copy_context().run,
+                             args=(self._drain, src, q, stop), name=f"sesa-merge-{i}",
+                             daemon=True)
+            for i, src in enumerate(self.sources)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            running = len(threads)
+            while running:
+                item = q.get()
+                if item is _DONE:
+                    running -= 1
+                elif type(item) is tuple and len(item) == 3 and item[0] is _DONE:
+                    _, exc, source = item
+                    if isinstance(exc, SesaError):
+                        raise exc  # already typed and named (an unreachable host, ...)
+                    raise StageError(f"merge: source {source!r} failed: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+
+
+def merge(*sources: Iterable[Any], window: int = 1000) -> Merge:
+    """Read ``sources`` concurrently (a thread each) into one stream: the partitions of a
+    sliced extraction, several files. Each source's order is kept; their interleaving is not
+    fixed. At most ``window`` items wait in between (backpressure); stopping early or an
+    error in any source stops and closes them all.
+
+    >>> sorted(merge(range(3), range(10, 12)))
+    [0, 1, 2, 10, 11]
+    """
+    if not sources:
+        raise ValueError("merge() needs at least one source")
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"merge: window must be a positive int, got {window!r}")
+    return Merge(sources, window)

@@ -29,7 +29,17 @@ from sesa_fp.config.spec import (
 from sesa_fp.config.templating import render_tree, template_vars
 from sesa_fp.errors import ConfigError
 from sesa_fp.imports import import_object
-from sesa_fp.stream import Pipeline, batched, chain, map_concurrent, partition, pipe, tee, unbatched
+from sesa_fp.stream import (
+    Pipeline,
+    batched,
+    chain,
+    map_concurrent,
+    merge,
+    partition,
+    pipe,
+    tee,
+    unbatched,
+)
 
 __all__ = ["BuiltJob", "build_job", "load_job", "parse_sets", "read_yaml"]
 
@@ -154,9 +164,12 @@ def _search_source(engine: str) -> Any:
     def build(s: SearchExtractor, job: JobSpec) -> Any:
         from sesa_fp.sources.search import es_source
 
-        return es_source(index=s.index, query=s.query, fields=s.fields, page_size=s.page_size,
-                         slices=s.slices, keep_alive=s.keep_alive, engine=engine,
-                         **_connection(s.connection))
+        source = es_source(index=s.index, query=s.query, fields=s.fields,
+                           page_size=s.page_size, slices=s.slices, keep_alive=s.keep_alive,
+                           engine=engine, **_connection(s.connection))
+        if s.slices > 1:  # the partitions read at once, a thread each
+            return merge(*source.partitions())
+        return source
     return build
 
 
