@@ -130,7 +130,7 @@ def explain_source(built: Any) -> str:
     body = built.pipeline.to_python()
     lines = []
     for module, names in _IMPORTS:
-        used = [n for n in names if re.search(rf"\b{n}\(", body) or n in ("pipe", "run")]
+        used = [n for n in names if re.search(rf"(?<![.\w]){n}\(", body) or n in ("pipe", "run")]
         if used:
             lines.append(f"from {module} import {', '.join(used)}")
     return mask_secrets("\n".join([
