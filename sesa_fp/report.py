@@ -147,7 +147,7 @@ def _report(stream: Iterable[Any], run_id: str, job: str | None, started_at: str
         read = None
     dropped = sum(s.dropped for s in stats)
     dead = dead_at_end + sum(s.failed for s in stats if s.kind == "partition")
-    outputs = tuple(o for o in _outputs(stream))
+    outputs = tuple(_outputs(stream))
     return RunReport(
         run_id=run_id,
         job=job,

@@ -608,3 +608,14 @@ def test_report_bytes_staged_is_per_run() -> None:
     first = _run(p)
     second = _run(p)
     assert first.bytes_staged == second.bytes_staged == read_manifest(uri).bytes
+
+
+def test_a_prefix_with_a_garbled_manifest_can_be_rewritten(tmp_path: Path) -> None:
+    uri = str(tmp_path / "st")
+    _run(pipe([{"a": i} for i in range(5)], tee(to_storage(uri, gzip=False))))
+    (tmp_path / "st" / MANIFEST_NAME).write_bytes(b"{garbled")
+    (tmp_path / "st" / "part-00007.jsonl").write_bytes(b'{"stale": true}\n')
+    _run(pipe([{"b": 1}], tee(to_storage(uri, gzip=False))))
+    assert list(from_storage(uri)) == [{"b": 1}]
+    assert sorted(p.name for p in (tmp_path / "st").iterdir()) == [MANIFEST_NAME,
+                                                                  "part-00000.jsonl"]

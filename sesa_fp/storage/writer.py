@@ -15,7 +15,7 @@ from sesa_fp.codec import dumps_line, dumps_line_lenient
 from sesa_fp.errors import ConfigError, StorageError
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.stats import StageStats
-from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
+from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo
 
 __all__ = ["PartsWriter", "dlq_sink", "to_storage"]
 
@@ -91,12 +91,12 @@ class PartsWriter:
         self._fs, self._root = fs, root
         manifest_path = _join(root, MANIFEST_NAME)
         try:
-            if fs.exists(manifest_path):  # replacing a committed prefix: uncommit it first
-                old = parse_manifest(fs.cat_file(manifest_path), manifest_path)
+            if fs.exists(manifest_path):
+                # Replacing a committed prefix: uncommit it first, then clear its parts (by
+                # name, so a garbled manifest or an aborted run's leftovers go too).
                 fs.rm_file(manifest_path)
-                for part in old.parts:
-                    if fs.exists(_join(root, part.path)):
-                        fs.rm_file(_join(root, part.path))
+                for old in fs.glob(_join(root, "part-*.jsonl*")):
+                    fs.rm_file(old)
             fs.makedirs(root, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot prepare {self.kind} prefix {self.uri}: {exc}") from exc
