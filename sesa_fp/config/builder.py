@@ -338,7 +338,6 @@ class BuiltJob:
 
     spec: JobSpec
     pipeline: Pipeline
-    imports: tuple[str, ...]
 
 
 def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
@@ -401,7 +400,6 @@ for _backend in ("local", "s3", "memory"):  # listed as known; any fsspec protoc
 
 def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
     """Build the job's pipeline; ``source`` replaces the extractor (for ``sesa replay``)."""
-    names = ["pipe", "run"]
     stages: list[Any] = []
     if source is None:
         source = _typed("extractor", spec.extractor, "extractor", spec)
@@ -419,4 +417,4 @@ def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
     if spec.dlq is not None:
         stages.append(partition(_writer(spec.dlq, "dlq", spec, dlq=True)))
     pipeline = pipe(source, *stages)
-    return BuiltJob(spec, pipeline, tuple(names))
+    return BuiltJob(spec, pipeline)
