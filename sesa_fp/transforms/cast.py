@@ -108,8 +108,12 @@ def cast_value(field: str, value: Any, to: str, unit: str = "s") -> Any:
     ...     print(exc)
     cast: field 'n' value 'twelve' is not a valid int
     """
+    return _convert(_CASTERS[to], field, value, to, unit)
+
+
+def _convert(conv: Callable[[Any, str], Any], field: str, value: Any, to: str, unit: str) -> Any:
     try:
-        return _CASTERS[to](value, unit)
+        return conv(value, unit)
     except (ValueError, TypeError, OverflowError, OSError) as exc:
         raise CastError(f"cast: field {field!r} value {value!r:.80} is not a valid {to}") from exc
 
@@ -140,12 +144,7 @@ def cast(
             value = out.get(f)
             if value is None:
                 continue
-            try:
-                out[f] = conv(value, unit)
-            except (ValueError, TypeError, OverflowError, OSError) as exc:
-                raise CastError(
-                    f"cast: field {f!r} value {value!r:.80} is not a valid {to}"
-                ) from exc
+            out[f] = _convert(conv, f, value, to, unit)
         return out
 
     extra = "" if unit == "s" else f", unit={unit!r}"
