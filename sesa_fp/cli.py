@@ -11,7 +11,7 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -56,6 +56,17 @@ def _build(config: Path, sets: list[str] | None, *, replay: bool = False,
         raise _fail(EXIT_CONFIG, str(exc)) from exc
 
 
+def _raise_run_failure(exc: BaseException) -> NoReturn:
+    """Exit 2 for a configuration error, 1 for any other failure, naming it in one line."""
+    if isinstance(exc, ConfigError):
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    if isinstance(exc, SesaError):
+        raise _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}") from exc
+    if isinstance(exc, Exception):
+        raise _fail(EXIT_FAILED, f"run failed: {type(exc).__name__}: {exc}") from exc
+    raise exc
+
+
 def _run_built(built: Any, progress: bool | None) -> None:
     from sesa_fp.logs import configure_logging
     from sesa_fp.report import run
@@ -64,12 +75,11 @@ def _run_built(built: Any, progress: bool | None) -> None:
     try:
         report = run(built.pipeline, job=built.spec.job_name,
                      progress="auto" if progress is None else progress)
-    except ConfigError as exc:
-        raise _fail(EXIT_CONFIG, str(exc)) from exc
-    except SesaError as exc:
-        raise _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}") from exc
-    except Exception as exc:
-        raise _fail(EXIT_FAILED, f"run failed: {type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:
+        partial = getattr(exc, "report", None)
+        if partial is not None:  # what was committed before the failure, for the scheduler
+            typer.echo(partial.to_json())
+        _raise_run_failure(exc)
     typer.echo(report.to_json())
     if sys.stderr.isatty():  # people at a terminal get the readable summary too
         typer.echo(str(report), err=True)
@@ -78,7 +88,7 @@ def _run_built(built: Any, progress: bool | None) -> None:
         if dlq.max_records is not None and report.dead_letters > dlq.max_records:
             raise _fail(EXIT_DLQ, f"{report.dead_letters} dead letters > dlq.max_records "
                                   f"{dlq.max_records}")
-        ratio = report.dead_letters / max(report.read, 1)
+        ratio = report.dead_letters / max(report.read or 0, 1)
         if dlq.max_ratio is not None and ratio > dlq.max_ratio:
             raise _fail(EXIT_DLQ, f"dead-letter ratio {ratio:.4f} > dlq.max_ratio "
                                   f"{dlq.max_ratio}")

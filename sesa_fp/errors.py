@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SesaError(Exception):
     """Base class of every error sesa_fp raises on purpose."""
@@ -28,7 +30,12 @@ class CorruptPartError(StorageError):
 
 
 class ConservationError(SesaError):
-    """Records read != loaded + dropped + dead letters: something was lost."""
+    """Records read != loaded + dropped + dead letters: something was lost.
+
+    ``report`` is the run's report (status ``failed``), as for any exception `run` raises.
+    """
+
+    report: Any = None
 
 
 class RecordError(ValueError):

@@ -1,24 +1,26 @@
-"""`run`: drain a stream, count what happened to every record, check nothing was lost."""
+"""`run`: drain a stream, count what every sink committed, check nothing was lost."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
+import os
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import attrs
 import orjson
-from returns.result import Failure
 
 from sesa_fp.errors import ConservationError
 from sesa_fp.logs import configure_logging, log_event, logger
-from sesa_fp.result import _run_id
-from sesa_fp.stream import Pipeline, _stats_of
+from sesa_fp.result import bound_run_id
+from sesa_fp.stats import Stage, walk
+from sesa_fp.stream import Pipeline, partition, pipe
 
-__all__ = ["RunReport", "new_run_id", "run"]
+__all__ = ["RunReport", "default_dlq_uri", "new_run_id", "run"]
 
 
 def new_run_id() -> str:
@@ -32,21 +34,47 @@ def new_run_id() -> str:
 
 @attrs.frozen(kw_only=True)
 class RunReport:
-    """What a run did: read = loaded + dropped + dead_letters, per-stage counts, time, bytes."""
+    """What a run did, from what the sinks committed: ``read = loaded + dropped +
+    dead_letters`` (``emitted`` in place of ``loaded`` for a stream without a loader).
+
+    ``loaded`` is what the last loader's target acknowledged (or committed, for files);
+    ``dead_letters`` what the dead-letter writers committed; ``emitted`` the good records
+    that reached the end of the stream. ``read`` is None where the source cannot be counted
+    (a plain iterator handed to `run`), and then ``conserved`` is None too: unknown, not true.
+    """
 
     run_id: str
     job: str | None
+    status: str
     started_at: str
     elapsed_s: float
-    read: int
+    read: int | None
     loaded: int
+    emitted: int
     dropped: int
     dead_letters: int
     retries: int
     bytes_staged: int
-    conserved: bool
+    has_loader: bool
+    conserved: bool | None
+    error: str | None
     stages: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
+
+    @property
+    def accounted(self) -> int:
+        """Records the sinks account for: loaded (or emitted) + dropped + dead letters."""
+        delivered = self.loaded if self.has_loader else self.emitted
+        return delivered + self.dropped + self.dead_letters
+
+    def balance(self) -> str:
+        """The conservation sum in words, as checked."""
+        delivered = (f"loaded {self.loaded}" if self.has_loader
+                     else f"emitted {self.emitted} (no loader)")
+        read = "unknown" if self.read is None else str(self.read)
+        sign = {True: "=", False: "!=", None: "?="}[self.conserved]
+        return (f"read {read} {sign} {delivered} + dropped {self.dropped} + "
+                f"dead letters {self.dead_letters}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (what the CLI prints as JSON)."""
@@ -58,9 +86,9 @@ class RunReport:
 
     def __str__(self) -> str:
         lines = [
-            f"run {self.run_id}" + (f" ({self.job})" if self.job else ""),
-            f"  read {self.read}  loaded {self.loaded}  dropped {self.dropped}  "
-            f"dead letters {self.dead_letters}  retries {self.retries}  "
+            f"run {self.run_id}" + (f" ({self.job})" if self.job else "")
+            + ("" if self.status == "ok" else f" {self.status.upper()}: {self.error}"),
+            f"  {self.balance()}  retries {self.retries}  "
             f"{self.elapsed_s:.2f}s  staged {self.bytes_staged} bytes",
         ]
         for s in self.stages:
@@ -80,6 +108,49 @@ def _progress_bar(progress: bool | Literal["auto"], job: str | None) -> Any:
     return tqdm(desc=job or "sesa", unit=" rec", disable=disable, mininterval=0.5)
 
 
+def default_dlq_uri() -> str:
+    """Where dead letters go when a stream reaches `run` with no `partition`: ``$SESA_DLQ``,
+    else ``sesa-dlq`` under the working directory (one ``run_id=...`` folder per run)."""
+    return os.environ.get("SESA_DLQ") or "sesa-dlq"
+
+
+class _LazyDlq:
+    """The default dead-letter writer: made on the first dead letter, so a clean run writes
+    nothing (not even a directory)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.writer: Any = None
+
+    def __repr__(self) -> str:
+        return f"dlq_sink({self.uri!r})"
+
+    def write(self, item: Any) -> None:
+        if self.writer is None:
+            from sesa_fp.storage import dlq_sink
+
+            self.writer = dlq_sink(self.uri)
+            prepare = getattr(self.writer, "prepare", None)
+            if callable(prepare):
+                prepare()
+        self.writer.write(item)
+
+    def commit(self) -> int:
+        if self.writer is None:
+            return 0
+        n = self.writer.commit()
+        return n if isinstance(n, int) else 0
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+    def describe(self) -> dict[str, Any] | None:
+        if self.writer is None:
+            return None
+        return {**self.writer.describe(), "default": True}
+
+
 def run(
     stream: Iterable[Any],
     *,
@@ -87,8 +158,16 @@ def run(
     run_id: str | None = None,
     job: str | None = None,
     check: bool = True,
+    dlq: Any = None,
 ) -> RunReport:
-    """Drain ``stream`` and return a `RunReport`; raise `ConservationError` if records were lost.
+    """Drain ``stream`` and return a `RunReport` built from what the sinks committed; raise
+    `ConservationError` if the sum does not hold.
+
+    A dead letter that reaches the end of the stream (no `partition` after the stage that
+    made it) is never discarded: it goes to ``dlq`` (a `Writer`, a callable or a URI),
+    by default a local dead-letter queue at `default_dlq_uri`, named in the report's outputs
+    and in a warning log line. If the run fails, the exception carries the partial report
+    (``exc.report``): what was committed before the failure stays committed and counted.
 
     A progress bar shows on a terminal or in Jupyter (``progress="auto"``), never when output
     is not a TTY. Events are logged as JSON lines (``sesa_fp.logs``).
@@ -96,84 +175,104 @@ def run(
     >>> from sesa_fp import pipe, stage
     >>> r = run(pipe([{"n": 1}, {"n": 0}], stage(lambda r: r if r["n"] else None)),
     ...         progress=False)
-    >>> (r.read, r.loaded, r.dropped, r.dead_letters, r.conserved)
+    >>> (r.read, r.emitted, r.dropped, r.dead_letters, r.conserved)
     (2, 1, 1, 0, True)
     """
     if not logger.hasHandlers():
         configure_logging()
     run_id = run_id or new_run_id()
-    token = _run_id.set(run_id)
+    default = dlq is None
+    last = partition(_LazyDlq(default_dlq_uri()) if default else
+                     _LazyDlq(dlq) if isinstance(dlq, str) else dlq)
+    counted = isinstance(stream, Pipeline)
+    pipeline = pipe(stream, last)
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     log_event("run_started", run_id=run_id, job=job)
     bar = _progress_bar(progress, job)
-    n = dead_at_end = 0
+    n = 0
     try:
-        for item in stream:
-            n += 1
-            if type(item) is Failure:
-                dead_at_end += 1
-            if not n & 4095:
-                bar.update(4096)
+        with bound_run_id(run_id):
+            for _ in pipeline:
+                n += 1
+                if not n & 4095:
+                    bar.update(4096)
         bar.update(n & 4095)
     except BaseException as exc:
-        log_event("run_failed", logging.ERROR, run_id=run_id, job=job,
-                  error=f"{type(exc).__name__}: {exc}", records_seen=n)
-        raise
-    finally:
         bar.close()
-        _run_id.reset(token)
-    report = _report(stream, run_id, job, started_at, time.perf_counter() - t0, n, dead_at_end)
+        report = _report(pipeline, counted, run_id, job, started_at,
+                         time.perf_counter() - t0, n, error=exc)
+        log_event("run_failed", logging.ERROR, run_id=run_id, job=job,
+                  error=report.error, read=report.read, loaded=report.loaded,
+                  dead_letters=report.dead_letters)
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.report = report  # type: ignore[attr-defined]
+        raise
+    bar.close()
+    report = _report(pipeline, counted, run_id, job, started_at, time.perf_counter() - t0, n)
+    if last.stats.committed:
+        log_event("dead_letters_at_end", logging.WARNING, run_id=run_id, job=job,
+                  dead_letters=last.stats.committed, dlq=repr(last.children()[0]),
+                  hint="add partition(dlq_sink(uri)) to the pipeline (YAML: dlq:) to choose "
+                       "where they go")
     log_event("run_finished", run_id=run_id, job=job, read=report.read, loaded=report.loaded,
-              dropped=report.dropped, dead_letters=report.dead_letters, retries=report.retries,
+              emitted=report.emitted, dropped=report.dropped,
+              dead_letters=report.dead_letters, retries=report.retries,
               elapsed_s=round(report.elapsed_s, 3), conserved=report.conserved)
-    if check and not report.conserved:
-        raise ConservationError(
-            f"run {run_id}: read {report.read} != loaded {report.loaded} + dropped "
-            f"{report.dropped} + dead letters {report.dead_letters}; per stage: "
-            + "; ".join(f"{s['name']} in={s['in']} out={s['out']}" for s in report.stages)
+    if report.conserved is None:
+        log_event("conservation_unknown", logging.WARNING, run_id=run_id,
+                  reason="run() got a plain iterator: the records read cannot be counted; "
+                         "wrap it in pipe(...) to count them")
+    if check and report.conserved is False:
+        error = ConservationError(
+            f"run {run_id}: {report.balance()}; per stage: "
+            + "; ".join(f"{s['name']} in={s['in']} out={s['out']} dropped={s['dropped']} "
+                        f"failed={s['failed']} committed={s['committed']}"
+                        for s in report.stages)
         )
+        error.report = attrs.evolve(report, status="failed", error=str(error))
+        raise error
     return report
 
 
-def _report(stream: Iterable[Any], run_id: str, job: str | None, started_at: str,
-            elapsed: float, n: int, dead_at_end: int) -> RunReport:
-    loaded = n - dead_at_end
-    if isinstance(stream, Pipeline):
-        stats = stream.stats()
-        read = stream.source_stats.n_out
-    else:
-        stats = list(_stats_of(stream))
-        read = None
+def _report(pipeline: Pipeline, counted: bool, run_id: str, job: str | None,
+            started_at: str, elapsed: float, emitted: int,
+            error: BaseException | None = None) -> RunReport:
+    stats = pipeline.stats()
+    loaders = [st for st in pipeline.stages if isinstance(st, Stage) and st.kind == "loader"]
+    loaded = loaders[-1].stats.committed if loaders else 0
     dropped = sum(s.dropped for s in stats)
-    dead = dead_at_end + sum(s.failed for s in stats if s.kind == "partition")
-    outputs = tuple(_outputs(stream))
+    dead = sum(st.stats.committed for st in pipeline.stages
+               if isinstance(st, Stage) and st.kind == "partition")
+    read = pipeline.read_count() if counted else None
+    delivered = loaded if loaders else emitted
+    conserved = None if read is None else read == delivered + dropped + dead
+    last = getattr(pipeline.stages[-1], "stats", None)  # the default dead-letter partition
+    shown = [s for s in stats if s.kind not in ("batch", "source")
+             and (s is not last or s.n_in)]
     return RunReport(
         run_id=run_id,
         job=job,
+        status="ok" if error is None else "failed",
         started_at=started_at,
         elapsed_s=elapsed,
-        read=loaded + dropped + dead if read is None else read,
+        read=read,
         loaded=loaded,
+        emitted=emitted,
         dropped=dropped,
         dead_letters=dead,
         retries=sum(s.retries for s in stats),
         bytes_staged=sum(s.bytes for s in stats if s.kind == "staging"),
-        conserved=read is None or read == loaded + dropped + dead,
-        stages=tuple(s.as_dict() for s in stats if s.kind != "batch"),
-        outputs=outputs,
+        has_loader=bool(loaders),
+        conserved=conserved,
+        error=None if error is None else f"{type(error).__name__}: {error}",
+        stages=tuple(s.as_dict() for s in shown),
+        outputs=tuple(o for o in _outputs(pipeline) if o),
     )
 
 
-def _outputs(obj: Any) -> Any:
-    describe = getattr(obj, "describe", None)
-    if callable(describe):
-        yield describe()
-    if isinstance(obj, Pipeline):
-        for st in obj.stages:
-            yield from _outputs(st)
-        return
-    children = getattr(obj, "children", None)
-    if callable(children):
-        for child in children():
-            yield from _outputs(child)
+def _outputs(obj: Any) -> Iterator[dict[str, Any] | None]:
+    for node in walk(obj):
+        describe = getattr(node, "describe", None)
+        if callable(describe) and not isinstance(node, Pipeline):
+            yield describe()

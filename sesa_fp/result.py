@@ -7,6 +7,7 @@ good records bare makes the per-record cost of a stage one type check.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as _dt
 import traceback as _tb
@@ -16,16 +17,19 @@ from typing import Any
 import attrs
 from returns.result import Failure, Result, Success
 
-from sesa_fp.errors import StageError
-from sesa_fp.stats import Stage
+from sesa_fp.errors import SesaError, StageError
+from sesa_fp.stats import Stage, StageStats
 
 __all__ = [
     "DeadLetter",
     "Failure",
     "Result",
     "Success",
+    "as_record",
+    "bound_run_id",
     "current_run_id",
     "dead_letters",
+    "each_record",
     "good_records",
     "is_failure",
     "stage",
@@ -37,6 +41,21 @@ _run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("sesa_run_i
 def current_run_id() -> str | None:
     """The id of the run draining the stream in this context, if any."""
     return _run_id.get()
+
+
+@contextlib.contextmanager
+def bound_run_id(run_id: str) -> Iterator[None]:
+    """Make ``run_id`` the current run id in this context (threads started from it inherit it).
+
+    >>> with bound_run_id("r1"):
+    ...     current_run_id()
+    'r1'
+    """
+    token = _run_id.set(run_id)
+    try:
+        yield
+    finally:
+        _run_id.reset(token)
 
 
 def _now() -> str:
@@ -104,7 +123,69 @@ def good_records(items: Iterable[Any]) -> Iterator[Any]:
         t = type(item)
         if t is Failure:
             continue
-        yield item._inner_value if t is Success else item
+        yield item.unwrap() if t is Success else item
+
+
+def as_record(item: Any) -> Any:
+    """A good item as a bare record (``Success`` unwrapped); bare records come back as they are.
+
+    >>> as_record(Success({"a": 1})), as_record({"a": 1})
+    ({'a': 1}, {'a': 1})
+    """
+    return item.unwrap() if type(item) is Success else item
+
+
+def each_record(
+    upstream: Iterable[Any],
+    fn: Callable[[Any], Any],
+    *,
+    stage: str,
+    errors: tuple[type[BaseException], ...],
+    stats: StageStats,
+    **context: Any,
+) -> Iterator[Any]:
+    """The one record loop every stage, loader and adapter runs: a ``Failure`` passes on
+    untouched; a record (``Success`` unwrapped) goes through ``fn``, whose ``None`` drops it on
+    purpose and whose exception of a type in ``errors`` becomes ``Failure(DeadLetter)`` with
+    ``context`` (``target=...``); any other exception stops the stream as a `StageError`
+    naming the stage. Counts go to ``stats`` once, when the loop ends.
+
+    >>> st = StageStats("double")
+    >>> out = list(each_record([{"n": 1}, {"n": "x"}, {"n": 0}],
+    ...                        lambda r: {"n": r["n"] * 2} if r["n"] != 0 else None,
+    ...                        stage="double", errors=(TypeError,), stats=st))
+    >>> out[0], type(out[1]).__name__, (st.n_in, st.n_out, st.dropped, st.failed)
+    ({'n': 2}, 'Failure', (3, 2, 1, 0))
+    """
+    n_in = n_out = dropped = failed = 0
+    try:
+        for item in upstream:
+            n_in += 1
+            t = type(item)
+            if t is Failure:
+                n_out += 1
+                yield item
+                continue
+            if t is Success:
+                item = item.unwrap()
+            try:
+                out = fn(item)
+            except SesaError:
+                raise  # a broken pipeline (an unreachable target...), never a bad record
+            except errors as exc:
+                failed += 1
+                n_out += 1
+                yield Failure(DeadLetter.from_exception(item, exc, stage=stage, **context))
+                continue
+            except Exception as exc:
+                raise StageError(f"stage {stage!r} failed: {type(exc).__name__}: {exc}") from exc
+            if out is None:
+                dropped += 1
+                continue
+            n_out += 1
+            yield out
+    finally:
+        stats.add(n_in=n_in, n_out=n_out, dropped=dropped, failed=failed)
 
 
 def dead_letters(items: Iterable[Any]) -> Iterator[DeadLetter]:
@@ -136,34 +217,8 @@ class _Lifted(Stage):
         return f"stage({self.name})"
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
-        fn, errors, name = self.fn, self.errors, self.name
-        n_in = n_out = dropped = failed = 0
-        try:
-            for item in upstream:
-                n_in += 1
-                t = type(item)
-                if t is Failure:
-                    n_out += 1
-                    yield item
-                    continue
-                if t is Success:
-                    item = item._inner_value
-                try:
-                    out = fn(item)
-                except errors as exc:
-                    failed += 1
-                    n_out += 1
-                    yield Failure(DeadLetter.from_exception(item, exc, stage=name))
-                    continue
-                except Exception as exc:
-                    raise StageError(f"stage {name!r} failed: {type(exc).__name__}: {exc}") from exc
-                if out is None:
-                    dropped += 1
-                    continue
-                n_out += 1
-                yield out
-        finally:
-            self.stats.add(n_in=n_in, n_out=n_out, dropped=dropped, failed=failed)
+        return each_record(upstream, self.fn, stage=self.name, errors=self.errors,
+                           stats=self.stats)
 
 
 def _fn_name(fn: Callable[..., Any]) -> str:

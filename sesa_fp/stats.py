@@ -1,21 +1,29 @@
-"""The `Stage` base: a named, printable `Iterable -> Iterator` with counters for the report."""
+"""The `Stage` base: a named, printable `Iterable -> Iterator` with counters for the report.
+
+Also the walk over a composition (`walk`, `stats_of`) that the report and the build-time
+checks share, and the guard that keeps a sink to one stream at a time.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-__all__ = ["Stage", "StageStats"]
+from sesa_fp.errors import ConfigError
+
+__all__ = ["Stage", "StageStats", "refuse_sinks", "stats_of", "walk"]
 
 
 @attrs.define
 class StageStats:
     """Counters one stage keeps; updated once per generator (not per record), thread-safe.
 
-    ``n_in = n_out + dropped`` for a record stage; ``failed`` counts dead letters the stage made.
+    ``n_in = n_out + dropped`` for a record stage; ``failed`` counts dead letters the stage
+    made; ``committed`` counts what a sink's target acknowledged or a writer committed.
     """
 
     name: str
@@ -24,6 +32,7 @@ class StageStats:
     n_out: int = 0
     dropped: int = 0
     failed: int = 0
+    committed: int = 0
     retries: int = 0
     bytes: int = 0
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
@@ -37,7 +46,8 @@ class StageStats:
     def reset(self) -> None:
         """Zero every counter (a pipeline resets its stages when iterated again)."""
         with self._lock:
-            self.n_in = self.n_out = self.dropped = self.failed = self.retries = self.bytes = 0
+            self.n_in = self.n_out = self.dropped = self.failed = 0
+            self.committed = self.retries = self.bytes = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict, for the report."""
@@ -48,6 +58,7 @@ class StageStats:
             "out": self.n_out,
             "dropped": self.dropped,
             "failed": self.failed,
+            "committed": self.committed,
             "retries": self.retries,
             "bytes": self.bytes,
         }
@@ -57,14 +68,18 @@ class Stage:
     """Base of the stages sesa_fp builds: call it on an iterable to get a lazy iterator.
 
     Subclasses implement ``_iter``; ``children`` lists stages nested inside (a concurrent
-    chain, a writer) so a report can walk the whole composition.
+    chain, a writer) so a report can walk the whole composition. A stage with ``sink = True``
+    (a loader, `tee`, `partition`) commits once per stream: `pipe` places it only at the top
+    level, and `exclusive` refuses a second stream while one is running through it.
     """
 
     kind = "stage"
+    sink: ClassVar[bool] = False
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.stats = StageStats(name=name, kind=self.kind)
+        self._busy = threading.Lock()
 
     def __call__(self, upstream: Iterable[Any]) -> Iterator[Any]:
         return self._iter(upstream)
@@ -76,5 +91,52 @@ class Stage:
         """Stages or writers nested inside this one."""
         return ()
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this sink for one stream; a second stream at the same time is refused."""
+        if not self._busy.acquire(blocking=False):
+            raise ConfigError(
+                f"{self.name} is already running in another stream: a sink commits once per "
+                "stream, so make one per pipeline (call the factory again)"
+            )
+        try:
+            yield
+        finally:
+            self._busy.release()
+
     def __repr__(self) -> str:
         return self.name
+
+
+def walk(obj: Any) -> Iterator[Any]:
+    """``obj`` and everything nested in it (``children()``), depth first, in order.
+
+    >>> class Box(Stage):
+    ...     def children(self): return (Stage("inner"),)
+    >>> [repr(s) for s in walk(Box("outer"))]
+    ['outer', 'inner']
+    """
+    yield obj
+    children = getattr(obj, "children", None)
+    if callable(children):
+        for child in children():
+            yield from walk(child)
+
+
+def stats_of(obj: Any) -> Iterator[StageStats]:
+    """The counters of ``obj`` and of everything nested in it, in order."""
+    for node in walk(obj):
+        stats = getattr(node, "stats", None)
+        if isinstance(stats, StageStats):
+            yield stats
+
+
+def refuse_sinks(fn: Any, where: str) -> None:
+    """Raise `ConfigError` if ``fn`` is or holds a sink, which cannot run ``where``."""
+    for node in walk(fn):
+        if getattr(node, "sink", False):
+            raise ConfigError(
+                f"{node!r} is a sink (it commits once per stream) and cannot run {where}, where "
+                "it would run once per batch; put it in pipe(...) after unbatched(), e.g. "
+                "pipe(source, batched(n), map_concurrent(chain(...)), unbatched(), <sink>)"
+            )
