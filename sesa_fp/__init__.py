@@ -4,7 +4,7 @@
 >>> dead = []
 >>> report = run(pipe([{"x": "1"}, {"x": "a"}], stage(lambda r: {"x": int(r["x"])}),
 ...                   partition(dead.append)), progress=False)
->>> report.loaded, report.dead_letters, dead[0].error_type
+>>> report.emitted, report.dead_letters, dead[0].error_type
 (1, 1, 'ValueError')
 """
 

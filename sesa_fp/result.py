@@ -18,7 +18,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from sesa_fp.errors import SesaError, StageError
-from sesa_fp.stats import Stage, StageStats
+from sesa_fp.stats import Stage, StageStats, refuse_sinks
 
 __all__ = [
     "DeadLetter",
@@ -32,6 +32,7 @@ __all__ = [
     "each_record",
     "good_records",
     "is_failure",
+    "split_results",
     "stage",
 ]
 
@@ -135,6 +136,23 @@ def as_record(item: Any) -> Any:
     return item.unwrap() if type(item) is Success else item
 
 
+def split_results(items: Iterable[Any]) -> tuple[list[Any], list[Any]]:
+    """A batch split into its records (``Success`` unwrapped) and its ``Failure`` items.
+
+    >>> split_results([{"a": 1}, Failure("x"), Success({"b": 2})])
+    ([{'a': 1}, {'b': 2}], [<Failure: x>])
+    """
+    records: list[Any] = []
+    failures: list[Any] = []
+    for item in items:
+        t = type(item)
+        if t is Failure:
+            failures.append(item)
+        else:
+            records.append(item.unwrap() if t is Success else item)
+    return records, failures
+
+
 def each_record(
     upstream: Iterable[Any],
     fn: Callable[[Any], Any],
@@ -152,10 +170,10 @@ def each_record(
 
     >>> st = StageStats("double")
     >>> out = list(each_record([{"n": 1}, {"n": "x"}, {"n": 0}],
-    ...                        lambda r: {"n": r["n"] * 2} if r["n"] != 0 else None,
+    ...                        lambda r: {"n": r["n"] + 1} if r["n"] != 0 else None,
     ...                        stage="double", errors=(TypeError,), stats=st))
     >>> out[0], type(out[1]).__name__, (st.n_in, st.n_out, st.dropped, st.failed)
-    ({'n': 2}, 'Failure', (3, 2, 1, 0))
+    ({'n': 2}, 'Failure', (3, 2, 1, 1))
     """
     n_in = n_out = dropped = failed = 0
     try:
@@ -243,6 +261,7 @@ def stage(
     """
     if not callable(fn):
         raise TypeError(f"stage() needs a callable, got {fn!r}")
+    refuse_sinks(fn, "inside stage(), once per record")
     errors = tuple(errors)
     if not all(isinstance(e, type) and issubclass(e, BaseException) for e in errors):
         raise TypeError(f"stage(errors=...) must be exception types, got {errors!r}")

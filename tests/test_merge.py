@@ -92,7 +92,7 @@ def test_run_counts_a_merged_source(tmp_path: Path) -> None:
                                                      for n in range(100 * (i + 1))))
     sources = [read_jsonl(str(tmp_path / f"{i}.jsonl")) for i in range(3)]
     report = run(pipe(merge(*sources)), progress=False)
-    assert (report.read, report.loaded) == (600, 600)
+    assert (report.read, report.emitted, report.loaded) == (600, 600, 0)
     assert repr(merge(*sources)).startswith("merge(read_jsonl(")
 
 

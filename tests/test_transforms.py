@@ -255,7 +255,7 @@ def test_cast_inside_stage_makes_a_dead_letter() -> None:
     dead: list[DeadLetter] = []
     src = [{"id": 1, "n": "3"}, {"id": 2, "n": "three"}, {"id": 3, "n": None}]
     report = run(pipe(src, stage(cast("n", to="int")), partition(dead.append)), progress=False)
-    assert (report.read, report.loaded, report.dead_letters, report.conserved) == (3, 2, 1, True)
+    assert (report.read, report.emitted, report.dead_letters, report.conserved) == (3, 2, 1, True)
     (dl,) = dead
     assert dl.record == {"id": 2, "n": "three"}
     assert dl.error_type == "CastError"
@@ -381,7 +381,7 @@ def test_python_class_record_mode() -> None:
     p = pipe(src, python_class(Tagger, log=log, tag="x"), partition(dead.append), tee(out.append))
     report = run(p, progress=False)
     assert [r["i"] for r in out] == [0, 4] and all(r["tag"] == "x" for r in out)
-    assert (report.read, report.loaded, report.dropped, report.dead_letters) == (5, 2, 1, 2)
+    assert (report.read, report.emitted, report.dropped, report.dead_letters) == (5, 2, 1, 2)
     assert report.conserved
     assert len(dead) == 2
     assert (dead[0].error_type, dead[0].error_message) == ("ValueError", "bad record 2")
@@ -430,7 +430,7 @@ def test_python_class_batch_error_dead_letters_the_whole_chunk() -> None:
     assert [r["i"] for r in out] == [4, 6]
     assert [d.record for d in dead] == src[:2]
     assert {d.error_message for d in dead} == {"poisoned batch"}
-    assert (report.loaded, report.dead_letters, report.conserved) == (2, 2, True)
+    assert (report.emitted, report.dead_letters, report.conserved) == (2, 2, True)
 
 
 def _per_thread(log: list[tuple[str, int]]) -> tuple[Counter[int], Counter[int]]:

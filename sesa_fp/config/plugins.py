@@ -7,11 +7,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import more_itertools
-from returns.result import Failure, Success
+from returns.result import Failure
 
 from sesa_fp.dataset import DatasetTemplate
 from sesa_fp.errors import ConfigError, RecordError
-from sesa_fp.result import DeadLetter, stage
+from sesa_fp.result import DeadLetter, split_results, stage
 from sesa_fp.stats import Stage
 from sesa_fp.transforms.classes import python_class
 
@@ -62,6 +62,7 @@ def plugin_extractor(name: str, **options: Any) -> Iterable[Any]:
 
 class _SeedLoader(Stage):
     kind = "loader"
+    sink = True
 
     def __init__(self, name: str, cls: Any, connection: dict[str, Any], dataset: str,
                  options: dict[str, Any], batch_size: int) -> None:
@@ -75,6 +76,10 @@ class _SeedLoader(Stage):
                 f"dataset={self.dataset.template!r}, options={self.options!r})")
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
+        with self.exclusive():
+            yield from self._load(upstream)
+
+    def _load(self, upstream: Iterable[Any]) -> Iterator[Any]:
         client = _construct(self.cls, self.plugin, self.connection)
         client.connect()
         prepared: set[str] = set()
@@ -82,31 +87,30 @@ class _SeedLoader(Stage):
         try:
             for chunk in more_itertools.chunked(upstream, self.batch_size):
                 n_in += len(chunk)
+                records, failures = split_results(chunk)
+                yield from failures
                 groups: dict[str, list[Any]] = {}
-                for item in chunk:
-                    t = type(item)
-                    if t is Failure:
-                        yield item
-                        continue
-                    rec = item._inner_value if t is Success else item
+                for rec in records:
                     try:
                         groups.setdefault(self.dataset.render(rec), []).append(rec)
                     except RecordError as exc:
                         failed += 1
                         yield Failure(DeadLetter.from_exception(rec, exc, stage=self.name))
-                for target, records in groups.items():
+                for target, batch in groups.items():
                     try:
                         if target not in prepared:
                             client.prepare_target(target, self.options)
                             prepared.add(target)
-                        client.upsert_batch(target, records, self.options)
+                        client.upsert_batch(target, batch, self.options)
                     except Exception as exc:
-                        failed += len(records)
-                        for rec in records:
+                        failed += len(batch)
+                        for rec in batch:
                             yield Failure(DeadLetter.from_exception(
                                 rec, exc, stage=self.name, target=target))
                         continue
-                    yield from records
+                    # upsert_batch returned: the seed's contract for "the target has them"
+                    self.stats.add(committed=len(batch))
+                    yield from batch
             client.finalize()
         finally:
             self.stats.add(n_in=n_in, n_out=n_in, failed=failed)

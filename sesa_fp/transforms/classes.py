@@ -6,13 +6,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import more_itertools
-from returns.result import Failure, Success
+from returns.result import Failure
 
+from sesa_fp.concurrency import worker_scope
 from sesa_fp.errors import ConfigError
 from sesa_fp.imports import import_object
-from sesa_fp.result import DeadLetter
+from sesa_fp.result import DeadLetter, each_record, split_results
 from sesa_fp.stats import Stage
-from sesa_fp.stream import worker_scope
 
 __all__ = ["Transformer", "TransformerStage", "python_class"]
 
@@ -89,52 +89,29 @@ class TransformerStage(Stage):
             instance.close()
 
     def _apply(self, instance: Any, upstream: Iterable[Any]) -> Iterator[Any]:
+        if not self.batch_mode:
+            # the seed's contract: any exception of map_record is a bad record
+            yield from each_record(upstream, instance.map_record, stage=self.name,
+                                   errors=(Exception,), stats=self.stats)
+            return
         n_in = n_out = dropped = failed = 0
         try:
-            if self.batch_mode:
-                for chunk in more_itertools.chunked(upstream, self.batch_size):
-                    n_in += len(chunk)
-                    good = []
-                    for item in chunk:
-                        t = type(item)
-                        if t is Failure:
-                            n_out += 1
-                            yield item
-                        else:
-                            good.append(item._inner_value if t is Success else item)
-                    try:
-                        out = instance.map_batch(good)
-                    except Exception as exc:
-                        failed += len(good)
-                        n_out += len(good)
-                        for rec in good:
-                            yield Failure(DeadLetter.from_exception(rec, exc, stage=self.name))
-                        continue
-                    dropped += len(good) - len(out)
-                    n_out += len(out)
-                    yield from out
-                return
-            map_record = instance.map_record
-            for item in upstream:
-                n_in += 1
-                t = type(item)
-                if t is Failure:
-                    n_out += 1
-                    yield item
-                    continue
-                rec = item._inner_value if t is Success else item
+            for chunk in more_itertools.chunked(upstream, self.batch_size):
+                n_in += len(chunk)
+                good, failures = split_results(chunk)
+                n_out += len(failures)
+                yield from failures
                 try:
-                    res = map_record(rec)
+                    out = instance.map_batch(good)
                 except Exception as exc:
-                    failed += 1
-                    n_out += 1
-                    yield Failure(DeadLetter.from_exception(rec, exc, stage=self.name))
+                    failed += len(good)
+                    n_out += len(good)
+                    for rec in good:
+                        yield Failure(DeadLetter.from_exception(rec, exc, stage=self.name))
                     continue
-                if res is None:
-                    dropped += 1
-                    continue
-                n_out += 1
-                yield res
+                dropped += len(good) - len(out)
+                n_out += len(out)
+                yield from out
         finally:
             self.stats.add(n_in=n_in, n_out=n_out, dropped=dropped, failed=failed)
 
