@@ -21,7 +21,7 @@ ID_SPEC = {"type": "sha256_concat", "fields": ["project_id", "rfi_number"]}
 
 
 def sesa_job(inp: Path, out: Path) -> int:
-    """The job through pipe/run; returns records loaded."""
+    """The job through pipe/run; returns records staged."""
     from sesa_fp import dlq_sink, partition, pipe, read_jsonl, run, stage, tee, to_storage
     from sesa_fp.ids import id_strategy
     from sesa_fp.transforms import cast, normalize
@@ -41,8 +41,11 @@ def sesa_job(inp: Path, out: Path) -> int:
     )
     if report.dead_letters or report.dropped:
         raise SystemExit(f"unexpected dead letters/drops: {report}")
-    child_result(start, variant="sesa", records=report.loaded)
-    return report.loaded
+    staged = sum(o["records"] for o in report.outputs if o["kind"] == "staging")
+    if staged != report.emitted:
+        raise SystemExit(f"staged {staged} != emitted {report.emitted}: {report}")
+    child_result(start, variant="sesa", records=staged)
+    return staged
 
 
 def baseline_job(inp: Path, out: Path) -> int:

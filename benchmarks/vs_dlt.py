@@ -41,7 +41,7 @@ def sesa_job(inp: Path, out: Path) -> None:
                  progress=False)
     end = clock()
     written = count_lines(sorted(out.glob("part-*")))
-    child_result(start, end=end, variant="sesa", records=report.loaded, written=written)
+    child_result(start, end=end, variant="sesa", records=report.emitted, written=written)
 
 
 def dlt_job(inp: Path, out: Path, batch: int) -> None:
