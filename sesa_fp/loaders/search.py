@@ -1,32 +1,39 @@
 """`load_es`: bulk-load records into Elasticsearch or OpenSearch, one result per input record.
 
 Records are encoded once (orjson) into NDJSON bulk bodies bounded by ``actions_per_batch``
-and ``max_bytes_mb``; at most ``concurrency`` bulk requests are in flight, each worker thread
-with its own client. Per-item rejections (429, 5xx, rejected execution) are resent alone with
-exponential backoff and jitter; mapping and validation errors (400/404/409...) become dead
-letters carrying the engine's error type and reason; a whole request that fails (connection,
-timeout, 429, 5xx) is retried, one too large (413) is split in halves. After ``max_retries``
-every record still unsent becomes a dead letter, so nothing is lost.
+and ``max_bytes_mb`` (`more_itertools.constrained_batches`); at most ``concurrency`` bulk
+requests are in flight, each worker thread with its own client. Every item the engine
+acknowledges is counted in ``stats.committed`` as its response is read, so the count is
+exact even when the run stops halfway.
+
+Per-item rejections (429, 5xx, rejected execution) are resent alone with exponential backoff
+and jitter, up to ``max_retries`` times, then become dead letters; mapping and validation
+errors (400/404/409...) become dead letters at once, carrying the engine's error type and
+reason. A whole request that fails (connection, timeout, 429, 5xx) is retried, one too large
+(413) is split in halves. An outage that outlasts the retries stops the load: no new batch
+is taken, the batches in flight finish (their acknowledged records and dead letters pass
+on), and `SearchUnavailableError` names the host. Records that were never sent are neither
+loaded nor dead letters: the run fails instead of claiming them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
+import more_itertools
 import orjson
-from returns.result import Failure, Success
+from returns.result import Failure
 
 from sesa_fp.codec import dumps_line
 from sesa_fp.dataset import DatasetTemplate
 from sesa_fp.errors import ConfigError, RecordError
 from sesa_fp.ids import id_strategy as make_id_fn
 from sesa_fp.logs import log_event
-from sesa_fp.result import DeadLetter
+from sesa_fp.result import DeadLetter, each_record
 from sesa_fp.search import (
     SearchClient,
     SearchConfig,
@@ -41,7 +48,7 @@ from sesa_fp.search.base import give_up_error
 from sesa_fp.search.config import kwargs_repr
 from sesa_fp.search.errors import RETRYABLE_ERROR_TYPES
 from sesa_fp.search.util import error_details
-from sesa_fp.stats import Stage
+from sesa_fp.stats import Stage, StageStats
 from sesa_fp.stream import map_concurrent
 
 __all__ = ["OP_TYPES", "SearchLoader", "load_es"]
@@ -64,25 +71,35 @@ class _Action:
 
 
 class _ItemError:
-    __slots__ = ("error_type", "reason", "retryable", "status")
+    """Why an action was not acknowledged. ``request`` is the transport error when the whole
+    bulk request failed (no per-item answer), None for a per-item rejection."""
 
-    def __init__(self, status: int | None, error_type: str, reason: str,
-                 retryable: bool) -> None:
+    __slots__ = ("error_type", "reason", "request", "retryable", "status")
+
+    def __init__(self, status: int | None, error_type: str, reason: str, retryable: bool,
+                 request: SearchTransportError | None = None) -> None:
         self.status = status
         self.error_type = error_type
         self.reason = reason
         self.retryable = retryable
+        self.request = request
 
 
 class _Done:
-    """A batch after loading: its output items (in input order) and tallies."""
+    """A batch after loading: its items in input order (the record when acknowledged, a
+    ``Failure``, or the `_Action` itself when it was never sent because the load stopped),
+    the dead letters it made, and the outage that stopped it, if any."""
 
-    __slots__ = ("counts", "failed", "items")
+    __slots__ = ("error", "failed", "items")
 
-    def __init__(self, items: list[Any], counts: Counter[str], failed: int) -> None:
+    def __init__(self, items: list[Any], failed: int, error: Exception | None = None) -> None:
         self.items = items
-        self.counts = counts
         self.failed = failed
+        self.error = error
+
+
+def _action_bytes(item: Any) -> int:
+    return len(item.data) if type(item) is _Action else 0
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -93,9 +110,11 @@ def _positive_int(name: str, value: Any) -> int:
 
 class SearchLoader(Stage):
     """The `load_es` stage: yields the record (loaded) or ``Failure(DeadLetter)`` per input
-    item, in input order; input failures pass through unchanged."""
+    item, in input order; input failures pass through unchanged. A sink: ``stats.committed``
+    counts what the engine acknowledged, and one stream at a time runs through it."""
 
     kind = "loader"
+    sink: ClassVar[bool] = True
 
     def __init__(self, *, config: SearchConfig, dataset: str,
                  id_spec: Mapping[str, Any] | str | None, actions_per_batch: int,
@@ -113,7 +132,7 @@ class SearchLoader(Stage):
                 or max_bytes_mb <= 0:
             raise ConfigError(f"load_es: max_bytes_mb must be > 0, got {max_bytes_mb!r}")
         self.max_bytes_mb = float(max_bytes_mb)
-        self.max_bytes = int(self.max_bytes_mb * 1024 * 1024)
+        self.max_bytes = max(1, int(self.max_bytes_mb * 1024 * 1024))
         if op_type not in OP_TYPES:
             raise ConfigError(f"load_es: op_type must be one of {', '.join(OP_TYPES)}, "
                               f"got {op_type!r}")
@@ -132,6 +151,11 @@ class SearchLoader(Stage):
         self.splits = 0  # bulk requests split in halves after HTTP 413 (last run)
         self._prepared: set[str] = set()
         self._lock = threading.Lock()
+        # per stream (one at a time: `exclusive`): acknowledged records per index, records
+        # whose index name the engine refused, and the flag that stops the load on an outage
+        self._committed: Counter[str] = Counter()
+        self._bad_names = 0
+        self._stop = threading.Event()
 
     # -- presentation ---------------------------------------------------------------
 
@@ -207,51 +231,40 @@ class SearchLoader(Stage):
         self._prepared.add(index)
         log_event("search_index_prepared", host=client.host, index=index, created=created)
 
-    def _batches(self, upstream: Iterable[Any], tally: dict[str, int],
-                 admin: list[SearchClient]) -> Iterator[list[Any]]:
-        apb, max_bytes = self.actions_per_batch, self.max_bytes
-        limit_items = 2 * apb
-        prepare, name = self._prepare, self.name
-        needs_target = self.mappings is not None or self.settings is not None
-        items: list[Any] = []
-        n_actions = size = 0
-        for item in upstream:
-            tally["n_in"] += 1
-            t = type(item)
-            if t is Failure:
-                items.append(item)
-            else:
-                rec = item._inner_value if t is Success else item
-                try:
-                    act = prepare(rec)
-                except (RecordError, TypeError, ValueError) as exc:
-                    tally["failed"] += 1
-                    items.append(Failure(DeadLetter.from_exception(
-                        rec, exc, stage=name, target=self.dataset.template)))
-                else:
-                    if n_actions and size + len(act.data) > max_bytes:
-                        yield items
-                        items, n_actions, size = [], 0, 0
-                    if needs_target and act.index not in self._prepared:
-                        try:
-                            self.prepare_target(act.index, admin[0])
-                        except SearchRequestError as exc:
-                            if exc.error_type != "invalid_index_name_exception":
-                                raise
-                            tally["failed"] += 1  # the record named an impossible index
-                            items.append(Failure(DeadLetter(
-                                record=rec, error_type=str(exc.error_type),
-                                error_message=str(exc.reason), stage=name,
-                                target=act.index, id=act.doc_id, status=exc.status)))
-                            continue
-                    items.append(act)
-                    n_actions += 1
-                    size += len(act.data)
-            if n_actions >= apb or size >= max_bytes or len(items) >= limit_items:
-                yield items
-                items, n_actions, size = [], 0, 0
-        if items:
-            yield items
+    def _action_or_dead_letter(self, rec: Mapping[str, Any], admin: SearchClient) -> Any:
+        """The record as an `_Action`, its index created first when ``mappings``/``settings``
+        are given; a ``Failure`` when the engine refuses the index name the record makes."""
+        act = self._prepare(rec)
+        if act.index in self._prepared or (self.mappings is None and self.settings is None):
+            return act
+        try:
+            self.prepare_target(act.index, admin)
+        except SearchRequestError as exc:
+            if exc.error_type != "invalid_index_name_exception":
+                raise
+            self._bad_names += 1
+            return Failure(DeadLetter(
+                record=rec, error_type=str(exc.error_type), error_message=str(exc.reason),
+                stage=self.name, target=act.index, id=act.doc_id, status=exc.status))
+        return act
+
+    def _batches(self, upstream: Iterable[Any], admin: SearchClient,
+                 counts: StageStats) -> Generator[tuple[Any, ...], None, None]:
+        """Batches of actions and failures, in input order, bounded by count and bytes; no
+        new batch once the load has stopped (the one taken when it stopped still goes out,
+        so its failures pass on and its records are reported unsent)."""
+        actions = each_record(upstream, lambda rec: self._action_or_dead_letter(rec, admin),
+                              stage=self.name, errors=(TypeError, ValueError), stats=counts,
+                              target=self.dataset.template)
+        try:
+            for batch in more_itertools.constrained_batches(
+                    actions, self.max_bytes, max_count=self.actions_per_batch,
+                    get_len=_action_bytes, strict=False):
+                yield batch
+                if self._stop.is_set():
+                    return
+        finally:
+            getattr(actions, "close")()  # noqa: B009 - counts now, also when stopped early
 
     # -- loading --------------------------------------------------------------------
 
@@ -271,7 +284,7 @@ class SearchLoader(Stage):
                 return self._send(client, actions[:mid]) + self._send(client, actions[mid:])
             if exc.status in (401, 403):
                 raise give_up_error(exc, "bulk", 1) from exc
-            err = _ItemError(exc.status, exc.error_type, exc.reason, exc.retryable)
+            err = _ItemError(exc.status, exc.error_type, exc.reason, exc.retryable, exc)
             return [err] * len(actions)
         items = resp.get("items")
         if not isinstance(items, list) or len(items) != len(actions):
@@ -296,66 +309,101 @@ class SearchLoader(Stage):
             out.append(_ItemError(status or None, etype, reason, retryable))
         return out
 
-    def _load(self, batch: list[Any], client: SearchClient) -> _Done:
+    def _commit(self, acked: Counter[str]) -> None:
+        n = sum(acked.values())
+        if n:
+            self.stats.add(committed=n)
+            with self._lock:
+                self._committed.update(acked)
+
+    def _load(self, batch: Sequence[Any], client: SearchClient) -> _Done:
         items = list(batch)
-        counts: Counter[str] = Counter()
         failed = 0
         todo = [i for i, x in enumerate(items) if type(x) is _Action]
         attempt = 1
-        while todo:
+        while todo and not self._stop.is_set():
             outcome = self._send(client, [items[i] for i in todo])
+            acked: Counter[str] = Counter()
             retry: list[int] = []
             last: _ItemError | None = None
+            outage: _ItemError | None = None
             for i, err in zip(todo, outcome, strict=True):
                 act = items[i]
                 if err is None:
                     items[i] = act.record
-                    counts[act.index] += 1
+                    acked[act.index] += 1
                 elif err.retryable and attempt <= self.max_retries:
                     retry.append(i)
                     last = err
+                elif err.retryable and err.request is not None:
+                    outage = err  # the request itself kept failing: the action stays unsent
                 else:
                     failed += 1
                     items[i] = Failure(DeadLetter(
                         record=act.record, error_type=err.error_type,
                         error_message=err.reason, stage=self.name, attempt=attempt,
                         target=act.index, id=act.doc_id, status=err.status))
+            self._commit(acked)
+            if outage is not None and outage.request is not None:
+                self._stop.set()
+                error = give_up_error(outage.request, "bulk", attempt)
+                error.__cause__ = outage.request
+                return _Done(items, failed, error)
             if retry and last is not None:
                 self.stats.add(retries=1)
                 log_event("search_bulk_retry", logging.DEBUG, host=client.host,
                           actions=len(retry), attempt=attempt, status=last.status,
                           error_type=last.error_type)
-                time.sleep(backoff_delay(attempt, self.retry_backoff))
+                # the wait ends early when another batch gave up: the load is stopping
+                self._stop.wait(backoff_delay(attempt, self.retry_backoff))
                 attempt += 1
             todo = retry
-        return _Done(items, counts, failed)
+        return _Done(items, failed)
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
-        config = resolve_config(self.config, max_retries=self.max_retries,
-                                backoff=self.retry_backoff,
-                                on_retry=lambda: self.stats.add(retries=1))
-        self.engine = config.engine
-        self._prepared = set()
-        self.last_counts = {}
-        self.splits = 0
-        counts: Counter[str] = Counter()
-        tally = {"n_in": 0, "failed": 0}
-        admin: list[SearchClient] = [connect(config)]  # no I/O; a missing client fails here
-        n_out = failed = 0
-        workers = map_concurrent(self._load, workers=self.concurrency,
-                                 window=2 * self.concurrency, setup=lambda: connect(config))
-        try:
-            for done in workers(self._batches(upstream, tally, admin)):
-                counts.update(done.counts)
-                failed += done.failed
-                for out in done.items:
-                    n_out += 1
-                    yield out
-        finally:
-            self.last_counts = dict(sorted(counts.items()))
-            self.stats.add(n_in=tally["n_in"], n_out=n_out, failed=failed + tally["failed"])
-            for client in admin:
-                client.close()
+        with self.exclusive():
+            config = resolve_config(self.config, max_retries=self.max_retries,
+                                    backoff=self.retry_backoff,
+                                    on_retry=lambda: self.stats.add(retries=1))
+            self.engine = config.engine
+            self._prepared = set()
+            self._committed = Counter()
+            self._bad_names = 0
+            self._stop = threading.Event()
+            self.last_counts = {}
+            self.splits = 0
+            admin = connect(config)  # no I/O; a missing client fails here
+            counts = StageStats(self.name)  # what reached the loader, and bad records
+            n_out = failed = unsent = 0
+            error: Exception | None = None
+            batches = self._batches(upstream, admin, counts)
+            loaded = map_concurrent(self._load, workers=self.concurrency,
+                                    window=2 * self.concurrency,
+                                    setup=lambda: connect(config))(batches)
+            try:
+                for done in loaded:
+                    failed += done.failed
+                    for out in done.items:
+                        if type(out) is _Action:  # never sent: the load stopped
+                            unsent += 1
+                        else:
+                            n_out += 1
+                            yield out
+                    if error is None:
+                        error = done.error
+                if error is not None:
+                    log_event("search_load_stopped", logging.ERROR, host=config.host,
+                              committed=self.stats.committed, unsent=unsent,
+                              error=str(error))
+                    raise error
+            finally:
+                getattr(loaded, "close")()  # noqa: B009 - workers joined before counting
+                batches.close()
+                with self._lock:
+                    self.last_counts = dict(sorted(self._committed.items()))
+                self.stats.add(n_in=counts.n_in, n_out=n_out,
+                               failed=failed + counts.failed + self._bad_names)
+                admin.close()
 
 
 def load_es(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import random
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -16,7 +15,13 @@ from sesa_fp.search.errors import (
     SearchUnavailableError,
 )
 
-__all__ = ["SearchClient", "backoff_delay", "call_with_retries", "give_up_error"]
+__all__ = [
+    "SearchClient",
+    "backoff_delay",
+    "backoff_wait",
+    "call_with_retries",
+    "give_up_error",
+]
 
 T = TypeVar("T")
 
@@ -122,25 +127,50 @@ class SearchClient(abc.ABC):
         return f"<{type(self).__name__} {self.host}>"
 
 
+def backoff_wait(base: float, cap: float = 30.0) -> tenacity.wait.wait_base:
+    """Exponential backoff with jitter over the upper half, as a tenacity wait: attempt ``n``
+    waits between half and all of ``min(cap, base * 2 ** (n - 1))`` (a fixed half plus
+    tenacity's full-jitter half, so retries spread out but never fire at once)."""
+    half, half_cap = base / 2, cap / 2
+    return (tenacity.wait_exponential(multiplier=half, max=half_cap)
+            + tenacity.wait_random_exponential(multiplier=half, max=half_cap))
+
+
 def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
-    """Exponential backoff with full jitter over the upper half: attempt 1 waits ~base.
+    """Seconds to wait before retry ``attempt`` (1 = the first retry): `backoff_wait`'s
+    value, for retry loops that are not a tenacity ``Retrying`` (per-item bulk retries).
 
     >>> 0.25 <= backoff_delay(1, 0.5) <= 0.5
     True
-    >>> backoff_delay(20, 0.5) <= 30.0
+    >>> 15.0 <= backoff_delay(20, 0.5) <= 30.0
     True
     """
-    top = min(cap, base * (2 ** (attempt - 1)))
-    return top * random.uniform(0.5, 1.0)
+    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return float(backoff_wait(base, cap)(state))
 
 
 def give_up_error(err: SearchTransportError, what: str, attempts: int) -> Exception:
-    """The typed error raised when ``err`` is final (not retryable, or retries spent)."""
+    """The typed error raised when ``err`` is final: `SearchUnavailableError` when the host
+    did not answer or kept answering "try later" (429, 5xx) until the retries ran out (an
+    outage), `SearchRequestError` when it refused the request itself.
+
+    >>> down = SearchTransportError(host="http://u:***@h:9200", status=503,
+    ...                             error_type="http_503", reason="busy")
+    >>> str(give_up_error(down, "bulk", 3))
+    'search host http://u:***@h:9200 unavailable after 3 attempt(s) (bulk): HTTP 503 http_503: busy'
+    """
     if err.unreachable:
         return SearchUnavailableError(
             err.host,
             f"search host {err.host} unreachable after {attempts} attempt(s) ({what}): "
             f"{err.error_type}: {err.reason}",
+        )
+    if err.retryable:
+        return SearchUnavailableError(
+            err.host,
+            f"search host {err.host} unavailable after {attempts} attempt(s) ({what}): "
+            f"HTTP {err.status} {err.error_type}: {err.reason}",
         )
     return SearchRequestError(
         f"{what} failed on {err.host} after {attempts} attempt(s): HTTP {err.status} "
@@ -152,8 +182,8 @@ def give_up_error(err: SearchTransportError, what: str, attempts: int) -> Except
 def call_with_retries(fn: Callable[[], T], *, what: str, max_retries: int, backoff: float,
                       on_retry: Callable[[], None] | None = None) -> T:
     """``fn()``, retried on retryable `SearchTransportError` up to ``max_retries`` times with
-    exponential backoff and jitter; a final failure becomes `SearchUnavailableError` (no
-    answer) or `SearchRequestError`."""
+    exponential backoff and jitter (`backoff_wait`); a final failure becomes
+    `give_up_error`'s `SearchUnavailableError` (an outage) or `SearchRequestError`."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_retry is not None:
@@ -163,7 +193,7 @@ def call_with_retries(fn: Callable[[], T], *, what: str, max_retries: int, backo
         retry=tenacity.retry_if_exception(
             lambda e: isinstance(e, SearchTransportError) and e.retryable),
         stop=tenacity.stop_after_attempt(max_retries + 1),
-        wait=lambda state: backoff_delay(state.attempt_number, backoff),
+        wait=backoff_wait(backoff),
         before_sleep=before_sleep,
         reraise=True,
     )
