@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sesa_fp import (
+    ConfigError,
     DeadLetter,
     Failure,
     StorageError,
@@ -116,7 +117,7 @@ def test_read_jsonl_dead_letters_in_a_run(tmp_path: Path) -> None:
     f.write_bytes(MIXED)
     dead: list[DeadLetter] = []
     report = run(pipe(read_jsonl(str(f)), partition(dead.append)), progress=False)
-    assert (report.read, report.loaded, report.dead_letters, report.conserved) == (7, 3, 4, True)
+    assert (report.read, report.emitted, report.dead_letters, report.conserved) == (7, 3, 4, True)
     assert {d.run_id for d in dead} == {report.run_id}
 
 
@@ -285,3 +286,87 @@ def test_load_files_on_memory_url() -> None:
                         id_field="doc_id", run_key="r")
     run(pipe(_docs()[:3], loader), progress=False)
     assert [r["doc_id"] for r in from_storage(f"{root}/rfi/run=r")] == ["0", "1", "2"]
+
+
+def test_load_files_failed_rerun_leaves_the_previous_commit_readable(tmp_path: Path) -> None:
+    def load(src: Any) -> Any:
+        return run(pipe(src, load_files(str(tmp_path), dataset="rfi-{created_at:%Y.%m}",
+                                        id_strategy=ID, run_key="k", gzip=True)),
+                   progress=False)
+
+    docs = _docs()
+    assert load(docs).loaded == 40
+    before = _tree(tmp_path)
+
+    def dies() -> Any:
+        for i, d in enumerate(docs):
+            if i == 25:
+                raise RuntimeError("source died")
+            yield {**d, "t": "changed"}
+
+    with pytest.raises(RuntimeError, match="source died"):
+        load(dies())
+    assert _tree(tmp_path) == before
+    for dataset in ("rfi-2024.12", "rfi-2025.01", "rfi-2025.02"):
+        got = list(from_storage(str(tmp_path / dataset / "run=k")))
+        assert [r["n"] for r in got] == [d["n"] for d in docs
+                                         if f"rfi-{d['created_at'][:7]}" ==
+                                         dataset.replace(".", "-")]
+        assert {r["t"][:3] for r in got} == {"doc"}
+
+
+def test_load_files_reports_what_it_committed(tmp_path: Path) -> None:
+    docs: list[Any] = [*_docs()[:8], {"source": "rfi", "n": 99}]  # no created_at: dead letter
+    dead: list[Any] = []
+    loader = load_files(str(tmp_path), dataset="rfi-{created_at:%Y.%m}", run_key="r")
+    report = run(pipe(docs, loader, partition(dead.append)), progress=False)
+    assert (report.read, report.loaded, report.dead_letters, report.conserved) == \
+        (9, 8, 1, True)
+    assert loader.stats.committed == 8 == sum(
+        read_manifest(str(tmp_path / ds / "run=r")).records for ds in loader.last_counts)
+
+
+def test_load_files_many_datasets_few_open_parts(tmp_path: Path) -> None:
+    n_datasets, max_open = 300, 8
+    # records of all datasets interleaved (stride 7), plus runs of one dataset
+    docs = [{"ds": (i * 7) % n_datasets, "n": i, "pad": "p" * (i % 50)} for i in range(3000)]
+    docs += [{"ds": 5, "n": 3000 + i, "pad": ""} for i in range(50)]
+    loader = load_files(str(tmp_path), dataset="day-{ds}", run_key="r", gzip=True,
+                        max_open_datasets=max_open)
+    seen_open: list[int] = []
+
+    def watched() -> Any:
+        for d in docs:
+            yield d
+            seen_open.append(loader.open_parts())
+
+    report = run(pipe(watched(), loader), progress=False)
+    assert (report.read, report.loaded, report.conserved) == (len(docs), len(docs), True)
+    assert max(seen_open) == max_open and len(seen_open) == len(docs)
+    assert loader.open_parts() == 0
+    assert len(loader.last_counts) == n_datasets
+    for ds in range(n_datasets):
+        prefix = str(tmp_path / f"day-{ds}" / "run=r")
+        assert list(from_storage(prefix)) == [d for d in docs if d["ds"] == ds]
+    # one commit per dataset, a manifest each, and nothing else left behind
+    tree = _tree(tmp_path)
+    assert sum(1 for n in tree if n.endswith(MANIFEST_NAME)) == n_datasets
+    listed = {f"day-{ds}/run=r/{p.path}" for ds in range(n_datasets)
+              for p in read_manifest(str(tmp_path / f"day-{ds}" / "run=r")).parts}
+    assert set(tree) - listed == {n for n in tree if n.endswith(MANIFEST_NAME)}
+
+
+def test_load_files_max_open_datasets_is_checked_when_built(tmp_path: Path) -> None:
+    for bad in (0, -1, 1.5, True, "8"):
+        with pytest.raises(ConfigError, match="max_open_datasets"):
+            load_files(str(tmp_path), dataset="d", max_open_datasets=bad)  # type: ignore[arg-type]
+
+
+def test_load_files_is_one_stream_at_a_time(tmp_path: Path) -> None:
+    loader = load_files(str(tmp_path), dataset="d", run_key="r")
+    first = iter(loader([{"a": 1}, {"a": 2}]))
+    next(first)
+    with pytest.raises(ConfigError, match="already running"):
+        next(iter(loader([{"a": 3}])))
+    assert list(first) == [{"a": 2}]
+    assert list(from_storage(str(tmp_path / "d" / "run=r"))) == [{"a": 1}, {"a": 2}]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -12,8 +14,10 @@ from sesa_fp import (
     CorruptPartError,
     ManifestError,
     StageError,
+    StorageError,
     dlq_sink,
     from_storage,
+    load_files,
     partition,
     pipe,
     run,
@@ -52,7 +56,7 @@ def test_s3_round_trip(s3_bucket: tuple[str, dict[str, Any]], gz: bool) -> None:
     data = _records(40)
     report = run(pipe(data, tee(to_storage(uri, gzip=gz, part_max_mb=TINY_MB,
                                            storage_options=opts))), progress=False)
-    assert report.loaded == 40
+    assert report.emitted == 40
     assert list(from_storage(uri, storage_options=opts)) == data
 
     fs = _s3fs(opts)
@@ -78,7 +82,9 @@ def test_s3_rewrite_replaces_the_prefix(s3_bucket: tuple[str, dict[str, Any]]) -
         progress=False)
     assert list(from_storage(uri, storage_options=opts)) == _records(2)
     files = _keys(_s3fs(opts), f"{bucket}/staging")
-    assert set(files) == {"part-00000.jsonl", MANIFEST_NAME}
+    (part,) = read_manifest(uri, opts).parts
+    assert part.path != "part-00000.jsonl"  # written while the old commit still stood
+    assert set(files) == {part.path, MANIFEST_NAME}
 
 
 def test_s3_failing_stream_leaves_nothing(s3_bucket: tuple[str, dict[str, Any]]) -> None:
@@ -106,7 +112,7 @@ def test_s3_dlq_sink_per_run(s3_bucket: tuple[str, dict[str, Any]]) -> None:
     report = run(pipe(src, stage(lambda r: {"n": int(r["n"])}, name="to_int"),
                       partition(dlq_sink(base, storage_options=opts))),
                  progress=False, run_id="s3-run-1")
-    assert (report.loaded, report.dead_letters, report.conserved) == (15, 5, True)
+    assert (report.emitted, report.dead_letters, report.conserved) == (15, 5, True)
     dead = list(from_storage(f"{base}/run_id=s3-run-1/", storage_options=opts))
     assert [d["record"] for d in dead] == [{"n": "bad"}] * 5
     assert {(d["stage"], d["error_type"], d["run_id"]) for d in dead} == {
@@ -160,3 +166,121 @@ def test_s3_missing_manifest_is_detected(s3_bucket: tuple[str, dict[str, Any]]) 
     fs.rm_file(f"{bucket}/uncommitted/{MANIFEST_NAME}")
     with pytest.raises(ManifestError, match=MANIFEST_NAME):
         list(from_storage(uri, storage_options=opts))
+
+
+# -- buckets are never created ---------------------------------------------------------------
+
+
+def _buckets(opts: dict[str, Any]) -> set[str]:
+    """The server's buckets, listed by a fresh client (no cached listing)."""
+    s3fs = pytest.importorskip("s3fs")
+    fs = s3fs.S3FileSystem(**opts, skip_instance_cache=True, use_listings_cache=False)
+    return {p.rstrip("/") for p in fs.ls("")}
+
+
+def _counted(records: list[Any], pulled: list[Any]) -> Iterator[Any]:
+    for rec in records:
+        pulled.append(rec)
+        yield rec
+
+
+@pytest.mark.parametrize("sink", ["to_storage", "dlq_sink", "load_files"])
+def test_s3_missing_bucket_is_an_error_before_any_record_is_read(
+        s3_bucket: tuple[str, dict[str, Any]], sink: str) -> None:
+    _, opts = s3_bucket
+    missing = f"no-such-bucket-{time.monotonic_ns()}"
+    assert missing not in _buckets(opts)
+    pulled: list[Any] = []
+    source = _counted(_records(5), pulled)
+    if sink == "to_storage":
+        p = pipe(source, tee(to_storage(f"s3://{missing}/staging/", storage_options=opts)))
+    elif sink == "dlq_sink":
+        p = pipe(source, partition(dlq_sink(f"s3://{missing}/dlq/", storage_options=opts)))
+    else:
+        p = pipe(source, load_files(f"s3://{missing}/out", dataset="d", run_key="r",
+                                    storage_options=opts))
+    with pytest.raises(StorageError, match=missing) as info:
+        run(p, progress=False)
+    assert "does not exist" in str(info.value)
+    assert pulled == [], "the source must not be advanced"
+    assert missing not in _buckets(opts)
+
+
+def test_s3_writers_leave_an_existing_bucket_alone(s3_bucket: tuple[str, dict[str, Any]]) -> None:
+    bucket, opts = s3_bucket
+    before = _buckets(opts)
+    uri = f"s3://{bucket}/new/deep/prefix/"
+    w = to_storage(uri, gzip=False, storage_options=opts)
+    w.prepare()
+    w.write({"a": 1})
+    assert w.commit() == 1
+    assert list(from_storage(uri, storage_options=opts)) == [{"a": 1}]
+    assert _buckets(opts) == before
+
+
+# -- a failed rerun ----------------------------------------------------------------------------
+
+
+def _interrupt(items: Iterator[Any], n: int) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        if i == n:
+            raise RuntimeError(f"source died after {n} records")
+        yield item
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+def test_s3_failed_rerun_leaves_the_previous_commit_readable(
+        s3_bucket: tuple[str, dict[str, Any]], gz: bool) -> None:
+    bucket, opts = s3_bucket
+    uri = f"s3://{bucket}/rerun/"
+    old = _records(40)
+    run(pipe(old, tee(to_storage(uri, gzip=gz, part_max_mb=TINY_MB, storage_options=opts))),
+        progress=False)
+    fs = _s3fs(opts)
+    before = _keys(fs, f"{bucket}/rerun")
+    new = [{"new": i, "pad": "z" * 80} for i in range(40)]
+    seen: list[list[Any]] = []
+
+    def reading(records: list[Any]) -> Iterator[Any]:
+        for i, rec in enumerate(records):
+            yield rec
+            if i % 10 == 9:  # while the rerun writes its parts, readers still get the old ones
+                seen.append(list(from_storage(uri, storage_options=opts)))
+
+    with pytest.raises(RuntimeError, match="source died"):
+        run(pipe(_interrupt(reading(new), 25),
+                 tee(to_storage(uri, gzip=gz, part_max_mb=TINY_MB, storage_options=opts))),
+            progress=False)
+    assert seen and all(s == old for s in seen)
+    assert list(from_storage(uri, storage_options=opts)) == old
+    assert _keys(fs, f"{bucket}/rerun") == before
+    # the same rerun, complete this time, replaces the commit and removes the old parts
+    report = run(pipe(new, tee(to_storage(uri, gzip=gz, part_max_mb=TINY_MB,
+                                          storage_options=opts))), progress=False)
+    assert report.emitted == 40
+    assert list(from_storage(uri, storage_options=opts)) == new
+    after = _keys(fs, f"{bucket}/rerun")
+    assert set(after) == {p.path for p in read_manifest(uri, opts).parts} | {MANIFEST_NAME}
+    assert not (set(before) - {MANIFEST_NAME}) & set(after)
+
+
+def test_s3_load_files_failed_rerun_keeps_every_dataset(
+        s3_bucket: tuple[str, dict[str, Any]]) -> None:
+    bucket, opts = s3_bucket
+    root = f"s3://{bucket}/warehouse"
+    docs = [{"d": f"ds{i % 3}", "n": i} for i in range(30)]
+
+    def load(src: Any) -> Any:
+        return run(pipe(src, load_files(root, dataset="{d}", run_key="k", storage_options=opts,
+                                        max_open_datasets=2)), progress=False)
+
+    assert load(docs).loaded == 30
+    changed = [{**d, "changed": True} for d in docs]
+    with pytest.raises(RuntimeError, match="source died"):
+        load(_interrupt(iter(changed), 20))
+    for ds in ("ds0", "ds1", "ds2"):
+        got = list(from_storage(f"{root}/{ds}/run=k", storage_options=opts))
+        assert got == [d for d in docs if d["d"] == ds]
+    assert load(changed).loaded == 30
+    assert list(from_storage(f"{root}/ds1/run=k", storage_options=opts)) == \
+        [d for d in changed if d["d"] == "ds1"]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import fsspec
-from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate
-from sesa_fp.errors import RecordError
+from sesa_fp.errors import ConfigError, RecordError, StorageError
 from sesa_fp.ids import id_strategy as make_id_fn
-from sesa_fp.result import DeadLetter, current_run_id
+from sesa_fp.result import current_run_id, each_record
+from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import Stage
-from sesa_fp.storage.writer import PartsWriter, _join
+from sesa_fp.storage.writer import PartsWriter, check_location, join_path
 
 __all__ = ["FilesLoader", "load_files"]
 
@@ -21,14 +22,24 @@ __all__ = ["FilesLoader", "load_files"]
 class FilesLoader(Stage):
     """Writes each record to ``root/<dataset>/run=<run_key>/part-*.jsonl`` with a manifest per
     dataset; yields the record (loaded) or a dead letter. Loading the same input under the
-    same ``run_key`` again replaces those files, so reruns are idempotent."""
+    same ``run_key`` again replaces those files, so reruns are idempotent.
+
+    At most ``max_open_datasets`` datasets hold an open part and a buffer at a time: when
+    another one needs its own, the least recently used closes its part (a later record for it
+    starts a new one). Every dataset still commits once, at the end of the stream.
+    """
 
     kind = "loader"
+    sink = True
 
     def __init__(self, root: str, dataset: str, id_spec: Mapping[str, Any] | str | None,
                  id_field: str, gzip: bool, run_key: str | None,
-                 storage_options: dict[str, Any]) -> None:
-        super().__init__(f"load_files({root!r}, dataset={dataset!r})")
+                 storage_options: dict[str, Any], max_open_datasets: int = 64) -> None:
+        if isinstance(max_open_datasets, bool) or not isinstance(max_open_datasets, int) \
+                or max_open_datasets < 1:
+            raise ConfigError(f"max_open_datasets must be a positive integer, "
+                              f"got {max_open_datasets!r}")
+        super().__init__(f"load_files({mask_url(root)!r}, dataset={dataset!r})")
         self.root = root
         self.dataset = DatasetTemplate(dataset)
         self.id_spec = id_spec
@@ -37,58 +48,89 @@ class FilesLoader(Stage):
         self.gzip = gzip
         self.run_key = run_key
         self.storage_options = storage_options
+        self.max_open_datasets = max_open_datasets
         self.last_counts: dict[str, int] = {}
+        self._writers: dict[str, PartsWriter] = {}
 
     def __repr__(self) -> str:
         extra = "" if self.id_spec is None else f", id_strategy={self.id_spec!r}"
         extra += "" if self.run_key is None else f", run_key={self.run_key!r}"
         extra += ", gzip=True" if self.gzip else ""
-        return f"load_files({self.root!r}, dataset={self.dataset.template!r}{extra})"
+        if self.storage_options:
+            extra += f", storage_options={mask_mapping(self.storage_options)!r}"
+        return f"load_files({mask_url(self.root)!r}, dataset={self.dataset.template!r}{extra})"
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
-        writers: dict[str, PartsWriter] = {}
-        counts: dict[str, int] = {}
-        run_key = self.run_key or current_run_id() or "adhoc"
-        render, id_fn, id_field = self.dataset.render, self.id_fn, self.id_field
-        n_in = failed = 0
-        try:
-            for item in upstream:
-                n_in += 1
-                t = type(item)
-                if t is Failure:
-                    yield item
-                    continue
-                rec = item._inner_value if t is Success else item
-                try:
-                    name = render(rec)
-                    doc_id = id_fn(rec)
-                    out = rec if doc_id is None else {**rec, id_field: doc_id}
-                    writer = writers.get(name)
-                    if writer is None:
-                        writer = writers[name] = self._writer(name, run_key)
+        with self.exclusive():
+            # before the first record is pulled: a missing bucket fails now, having read nothing
+            try:
+                fs, path = fsspec.core.url_to_fs(self.root, **self.storage_options)
+                check_location(fs, path, f"files root {mask_url(fs.unstrip_protocol(path))}")
+            except OSError as exc:
+                raise StorageError(f"cannot reach files root {mask_url(self.root)}: "
+                                   f"{exc}") from exc
+            self.last_counts = {}
+            writers: dict[str, PartsWriter] = {}
+            self._writers = writers
+            # datasets whose writer may hold an open part or a buffer, least recently used first
+            active: OrderedDict[str, PartsWriter] = OrderedDict()
+            max_open = self.max_open_datasets
+            # the dataset of the previous record: a run of records skips the LRU bookkeeping
+            recent: list[str | None] = [None]
+            counts: dict[str, int] = {}
+            run_key = self.run_key or current_run_id() or "adhoc"
+            render, id_fn, id_field = self.dataset.render, self.id_fn, self.id_field
+
+            def load(rec: Any) -> Any:
+                name = render(rec)
+                doc_id = id_fn(rec)
+                out = rec if doc_id is None else {**rec, id_field: doc_id}
+                writer = writers.get(name)
+                if writer is None:
+                    writer = self._writer(name, run_key)
+                    writer.write(out)  # kept only once it holds a record: no empty datasets
+                    writers[name] = writer
+                else:
                     writer.write(out)
-                except (RecordError, TypeError, ValueError) as exc:
-                    failed += 1
-                    yield Failure(DeadLetter.from_exception(rec, exc, stage=self.name,
-                                                            target=self.root))
-                    continue
+                if name != recent[0]:
+                    recent[0] = name
+                    if name in active:
+                        active.move_to_end(name)
+                    else:
+                        active[name] = writer
+                        if len(active) > max_open:
+                            active.popitem(last=False)[1].close_part()
                 counts[name] = counts.get(name, 0) + 1
-                yield rec
-            for writer in writers.values():
-                writer.commit()
-                self.stats.add(bytes=writer.describe()["bytes"])
-            self.last_counts = dict(sorted(counts.items()))
-        except BaseException:
-            for writer in writers.values():
-                writer.abort()
-            raise
-        finally:
-            self.stats.add(n_in=n_in, n_out=n_in, failed=failed)
+                return rec
+
+            try:
+                yield from each_record(upstream, load, stage=self.name,
+                                       errors=(RecordError, TypeError, ValueError),
+                                       stats=self.stats, target=mask_url(self.root))
+                active.clear()
+                committed: dict[str, int] = {}
+                for name, writer in writers.items():
+                    n = writer.commit()
+                    # counted as each commit succeeds: a later failure does not undo this one
+                    self.stats.add(committed=n, bytes=writer.describe()["bytes"])
+                    committed[name] = n
+                self.last_counts = dict(sorted(committed.items()))
+            except BaseException:
+                for writer in writers.values():
+                    writer.abort()
+                raise
+            finally:
+                self._writers = {}
+
+    def open_parts(self) -> int:
+        """How many datasets hold an open part or buffered records right now (at most
+        ``max_open_datasets``)."""
+        return sum(1 for w in list(self._writers.values()) if w.holds_part)
 
     def _writer(self, dataset: str, run_key: str) -> PartsWriter:
         if "/" in dataset or dataset in (".", ".."):
             raise RecordError(f"dataset name {dataset!r} is not a valid directory name")
-        uri = _join(_join(self.root, dataset), f"run={run_key}")
+        uri = join_path(join_path(self.root, dataset), f"run={run_key}")
         # the manifest names the run key, not the run, and no time: a rerun is byte-identical
         return PartsWriter(uri, gzip=self.gzip, kind="files", storage_options=self.storage_options,
                            run_id=run_key, stamp_time=False)
@@ -109,6 +151,7 @@ def load_files(
     gzip: bool = False,
     run_key: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    max_open_datasets: int = 64,
 ) -> FilesLoader:
     """Load records into JSONL files per dataset under ``root`` (local or any fsspec URL).
 
@@ -119,4 +162,5 @@ def load_files(
     >>> r.loaded, r.dead_letters, loader.last_counts
     (1, 1, {'rfi-2025.09': 1})
     """
-    return FilesLoader(root, dataset, id_strategy, id_field, gzip, run_key, storage_options or {})
+    return FilesLoader(root, dataset, id_strategy, id_field, gzip, run_key, storage_options or {},
+                       max_open_datasets)

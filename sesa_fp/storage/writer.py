@@ -2,28 +2,73 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
+import logging
 import zlib
 from collections.abc import Callable
+from secrets import token_hex
 from typing import Any
 
+import attrs
 import fsspec
 
 from sesa_fp.codec import dumps_line, dumps_line_lenient
 from sesa_fp.errors import ConfigError, StorageError
+from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
+from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import StageStats
-from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo
+from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
 
-__all__ = ["PartsWriter", "dlq_sink", "to_storage"]
+__all__ = ["PartsWriter", "check_location", "dlq_sink", "join_path", "to_storage"]
 
 _FLUSH_BYTES = 1 << 20
+_PART_GLOB = "part-*.jsonl*"
 
 
-def _join(root: str, name: str) -> str:
+def join_path(root: str, name: str) -> str:
+    """``root/name`` with exactly one slash between them (fsspec paths and URLs alike).
+
+    >>> join_path("s3://bucket/staging/", "part-00000.jsonl")
+    's3://bucket/staging/part-00000.jsonl'
+    """
     return f"{root.rstrip('/')}/{name}"
+
+
+_join = join_path
+
+
+def _bucket_of(fs: Any, path: str) -> str | None:
+    """The bucket or container ``path`` lives in when ``fs`` is an object store (s3fs, gcsfs
+    and adlfs all have ``split_path``); None for local, memory and other filesystems."""
+    split = getattr(fs, "split_path", None)
+    if not callable(split):
+        return None
+    bucket = split(path)[0]
+    return str(bucket) if bucket else None
+
+
+def check_location(fs: Any, path: str, what: str) -> None:
+    """Raise `StorageError` if ``path`` lives in a bucket or container that does not exist.
+
+    sesa_fp never creates buckets: a typo in a name must fail before any record is read,
+    not quietly make a bucket with default settings.
+
+    >>> check_location(fsspec.filesystem("memory"), "/anything/at/all", "staging")
+    """
+    bucket = _bucket_of(fs, path)
+    if bucket is None:
+        return
+    try:
+        found = fs.exists(bucket)
+    except OSError as exc:
+        raise StorageError(f"cannot check bucket {bucket!r} for {what}: {exc}") from exc
+    if not found:
+        raise StorageError(
+            f"bucket {bucket!r} does not exist ({what}); sesa_fp never creates buckets or "
+            "containers: create it, or fix the name"
+        )
 
 
 class PartsWriter:
@@ -32,6 +77,11 @@ class PartsWriter:
 
     Parts close at about ``part_max_mb`` of file size. One writer serves one stream at a time.
     ``run_id`` / ``stamp_time=False`` make the manifest deterministic (same input, same bytes).
+
+    Rewriting a committed prefix keeps the old commit readable until the new one is complete:
+    the new parts get names of their own (``part-<token>-00000...``) unless a part comes out
+    identical to the old commit's part at the same place, which is then kept as it is; the new
+    manifest replaces the old one in one step, and only then are the old parts removed.
     """
 
     def __init__(
@@ -62,7 +112,7 @@ class PartsWriter:
         self.storage_options = storage_options or {}
         self.run_id = run_id
         self.stamp_time = stamp_time
-        self.stats = StageStats(name=f"{kind}:{uri}", kind=kind)
+        self.stats = StageStats(name=f"{kind}:{mask_url(uri)}", kind=kind)
         self.last_manifest: Manifest | None = None
         self.last_uri: str | None = None
         self._flush_at = min(_FLUSH_BYTES, max(1, self.part_max_bytes // 4))
@@ -71,40 +121,91 @@ class PartsWriter:
 
     def __repr__(self) -> str:
         fn = "dlq_sink" if self.kind == "dlq" else "to_storage"
-        return f"{fn}({self.uri!r}, gzip={self.gzip}, part_max_mb={self.part_max_bytes / 2**20:g})"
+        so = (f", storage_options={mask_mapping(self.storage_options)!r}"
+              if self.storage_options else "")
+        return (f"{fn}({mask_url(self.uri)!r}, gzip={self.gzip}, "
+                f"part_max_mb={self.part_max_bytes / 2**20:g}{so})")
 
     def _reset(self) -> None:
         self._root: str | None = None
+        self._dirs_made = False
+        self._gen: str | None = None  # None until the prefix has been looked at
+        self._old: Manifest | None = None
         self._parts: list[PartInfo] = []
+        self._written: list[str] = []  # files this writer created and still owns
+        self._records = 0
         self._file: Any = None
+        self._zip: Any = None
+        self._sha: Any = None
         self._buf: list[bytes] = []
         self._buf_len = 0
         self._part_records = 0
         self._part_bytes = 0
         self._buf_records = 0
 
+    def _where(self) -> str:
+        """The prefix, for messages and logs (credentials masked)."""
+        return mask_url(self._url(self._root))
+
     # -- opening ---------------------------------------------------------------------------
-    def _open(self) -> None:
-        fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
-        if self.per_run:
-            root = _join(root, f"run_id={current_run_id() or 'adhoc'}")
-        self._fs, self._root = fs, root
-        manifest_path = _join(root, MANIFEST_NAME)
+    def prepare(self) -> None:
+        """Check the target before any record is read: a missing bucket or container is a
+        `StorageError` naming it; a local directory is created (by a staging writer now, by a
+        dead-letter writer only when its first record arrives).
+
+        >>> w = to_storage("memory://doc/prepared/")
+        >>> w.prepare(); w.commit()
+        0
+        """
+        self.abort()  # a stream abandoned without commit or abort leaves nothing behind
         try:
-            if fs.exists(manifest_path):
-                # Replacing a committed prefix: uncommit it first, then clear its parts (by
-                # name, so a garbled manifest or an aborted run's leftovers go too).
-                fs.rm_file(manifest_path)
-                for old in fs.glob(_join(root, "part-*.jsonl*")):
-                    fs.rm_file(old)
-            fs.makedirs(root, exist_ok=True)
+            fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
+            if self.per_run:
+                root = _join(root, f"run_id={current_run_id() or 'adhoc'}")
+            check_location(fs, root, f"{self.kind} prefix {mask_url(fs.unstrip_protocol(root))}")
         except OSError as exc:
-            raise StorageError(f"cannot prepare {self.kind} prefix {self.uri}: {exc}") from exc
+            raise StorageError(f"cannot prepare {self.kind} prefix {mask_url(self.uri)}: "
+                               f"{exc}") from exc
+        self._fs, self._root = fs, root
+        if self.commit_empty:
+            try:
+                self._make_dirs()
+            except OSError as exc:
+                where = self._where()
+                self._root = None
+                raise StorageError(f"cannot prepare {self.kind} prefix {where}: {exc}") from exc
+
+    def _make_dirs(self) -> None:
+        # object stores have no directories, and their makedirs would create the bucket
+        if not self._dirs_made and _bucket_of(self._fs, self._root or "") is None:
+            self._fs.makedirs(self._root, exist_ok=True)
+        self._dirs_made = True
+
+    def _survey(self) -> None:
+        """Look at what the prefix holds before the first part: parts there (a commit, or an
+        aborted writer's leftovers) mean the new parts need names of their own."""
+        fs, root = self._fs, self._root
+        assert root is not None
+        fs.invalidate_cache(root)
+        existing = fs.glob(_join(root, _PART_GLOB))
+        self._gen = token_hex(4) if existing else ""
+        self._old = None
+        if existing:
+            try:
+                self._old = parse_manifest(fs.cat_file(_join(root, MANIFEST_NAME)), root)
+            except (OSError, StorageError):
+                self._old = None  # no readable commit: nothing to keep, nothing to reuse
 
     def _start_part(self) -> None:
         assert self._root is not None
-        name = f"part-{len(self._parts):05d}.jsonl" + (".gz" if self.gzip else "")
+        if self._gen is None:
+            self._make_dirs()
+            self._survey()
+        ext = ".jsonl.gz" if self.gzip else ".jsonl"
+        n = len(self._parts)
+        name = f"part-{self._gen}-{n:05d}{ext}" if self._gen else f"part-{n:05d}{ext}"
         self._part_name = name
+        self._written.append(name)
         self._file = self._fs.open(_join(self._root, name), "wb")
         self._sha = hashlib.sha256()
         self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
@@ -137,33 +238,89 @@ class PartsWriter:
             self._emit(self._zip.flush())
         self._file.close()
         self._file = None
-        self._parts.append(
-            PartInfo(self._part_name, self._part_records, self._part_bytes, self._sha.hexdigest())
-        )
+        self._zip = None  # a closed part keeps no compressor state (~300 KB each)
+        info = PartInfo(self._part_name, self._part_records, self._part_bytes,
+                        self._sha.hexdigest())
+        self._sha = None
+        same = self._same_as_old(len(self._parts), info)
+        if same is not None:
+            # identical to the old commit's part here: keep that file, so a rerun of the same
+            # input leaves the prefix byte for byte as it was
+            self._fs.rm_file(_join(self._root or "", info.path))
+            self._written.remove(info.path)
+            info = attrs.evolve(info, path=same)
+        self._parts.append(info)
+
+    def _same_as_old(self, index: int, info: PartInfo) -> str | None:
+        """The name of the old commit's part ``index`` if it holds exactly ``info``'s bytes."""
+        old = self._old
+        if old is None or index >= len(old.parts) or \
+                old.compression != ("gzip" if self.gzip else None):
+            return None
+        p = old.parts[index]
+        if (p.records, p.bytes, p.sha256) != (info.records, info.bytes, info.sha256) \
+                or "/" in p.path or not p.path.startswith("part-"):
+            return None
+        # the manifest's word is not enough: a rerun must also repair a damaged part
+        sha, size = hashlib.sha256(), 0
+        try:
+            with self._fs.open(_join(self._root or "", p.path), "rb") as f:
+                while chunk := f.read(1 << 20):
+                    sha.update(chunk)
+                    size += len(chunk)
+        except OSError:
+            return None
+        return p.path if (size, sha.hexdigest()) == (p.bytes, p.sha256) else None
 
     # -- the Writer protocol -----------------------------------------------------------------
     def write(self, record: Any) -> None:
         """Append one record (raises ``TypeError`` if it cannot be encoded; nothing is written)."""
         line = self.encode(record)
         if self._root is None:
-            self._open()
+            self.prepare()
         self._buf.append(line)
         self._buf_len += len(line)
         self._buf_records += 1
+        self._records += 1
         if self._buf_len >= self._flush_at:
             try:
                 self._flush()
             except OSError as exc:
-                raise StorageError(f"writing {self.kind} part under {self.uri}: {exc}") from exc
+                raise StorageError(f"writing {self.kind} part under {self._where()}: "
+                                   f"{exc}") from exc
 
-    def commit(self) -> None:
-        """Close the last part and write the manifest; the prefix is valid from now on."""
+    @property
+    def holds_part(self) -> bool:
+        """True while this writer has an open part file or buffered records."""
+        return self._file is not None or bool(self._buf)
+
+    def close_part(self) -> None:
+        """Write out the buffer and close the open part, keeping no file or buffer; the next
+        record starts a new part. Nothing is committed until `commit`.
+
+        >>> w = to_storage("memory://doc/closed/", gzip=False)
+        >>> w.write({"a": 1}); w.close_part(); w.holds_part
+        False
+        >>> w.write({"a": 2}); w.commit(), len(w.last_manifest.parts)
+        (2, 2)
+        """
         try:
-            if self._root is None:
-                if not self.commit_empty:
-                    self._reset()
-                    return
-                self._open()
+            self._flush()
+            if self._file is not None:
+                self._end_part()
+        except OSError as exc:
+            raise StorageError(f"writing {self.kind} part under {self._where()}: "
+                               f"{exc}") from exc
+
+    def commit(self) -> int:
+        """Close the last part and write the manifest; the prefix is valid from now on.
+        Returns the number of records committed (0 for a dead-letter writer with none)."""
+        if not self.commit_empty and self._records == 0:
+            self._reset()  # a dead-letter writer with nothing to say writes nothing at all
+            return 0
+        if self._root is None:
+            self.prepare()
+        try:
             self._flush()
             if self._file is not None:
                 self._end_part()
@@ -178,12 +335,19 @@ class PartsWriter:
             )
             self._write_manifest(manifest)
         except OSError as exc:
+            where = self._where()
             self.abort()
-            raise StorageError(f"committing {self.kind} prefix {self.uri}: {exc}") from exc
+            raise StorageError(f"committing {self.kind} prefix {where}: {exc}") from exc
+        except BaseException:
+            self.abort()
+            raise
+        self._written.clear()  # the parts belong to the commit now
+        self._remove_stale(manifest)
         self.stats.add(n_in=manifest.records, n_out=manifest.records, bytes=manifest.bytes)
         self.last_manifest = manifest
         self.last_uri = self._url(self._root)
         self._reset()
+        return manifest.records
 
     def _url(self, root: str | None) -> str:
         if root is None:
@@ -192,26 +356,51 @@ class PartsWriter:
 
     def _write_manifest(self, manifest: Manifest) -> None:
         assert self._root is not None
+        self._make_dirs()
         path = _join(self._root, MANIFEST_NAME)
         data = manifest.to_json()
         if "file" in self._fs.protocol or "local" in self._fs.protocol:
-            tmp = path + ".tmp"
+            # a rename replaces the old manifest in one step; readers see old or new, never half
+            tmp = f"{path}.{token_hex(4)}.tmp"
             self._fs.pipe_file(tmp, data)
             self._fs.mv(tmp, path)
         else:
-            self._fs.pipe_file(path, data)
+            self._fs.pipe_file(path, data)  # one PUT: the object is replaced whole
+
+    def _remove_stale(self, manifest: Manifest) -> None:
+        """After a commit: remove the previous commit's parts and aborted writers' leftovers.
+        They are not listed by the manifest, so a failure here loses nothing (it is logged and
+        the next commit tries again)."""
+        fs, root = self._fs, self._root
+        assert root is not None
+        keep = {_join(root, p.path).rstrip("/") for p in manifest.parts}
+        try:
+            fs.invalidate_cache(root)
+            stale = [p for p in fs.glob(_join(root, _PART_GLOB)) if p.rstrip("/") not in keep]
+            stale += fs.glob(_join(root, f"{MANIFEST_NAME}.*.tmp"))
+            for path in stale:
+                fs.rm_file(path)
+        except OSError as exc:
+            log_event("storage_cleanup_failed", level=logging.WARNING, kind=self.kind,
+                      prefix=self._where(), error=f"{type(exc).__name__}: {exc}")
 
     def abort(self) -> None:
-        """Forget everything written by this stream: close and remove its parts, no manifest."""
-        root, parts = self._root, list(self._parts)
+        """Forget everything written by this stream: close and remove its parts, no manifest.
+        A commit already at the prefix stays as it was."""
+        root, written = self._root, list(self._written)
         if self._file is not None:
-            parts.append(PartInfo(self._part_name, 0, 0, ""))
-            with contextlib.suppress(Exception):
+            try:
                 self._file.close()
+            except Exception as exc:  # the part is removed below; report, do not mask the cause
+                log_event("storage_abort_close_failed", level=logging.WARNING, kind=self.kind,
+                          error=f"{type(exc).__name__}: {exc}")
         if root is not None:
-            for part in parts:  # best effort: without a manifest the parts are not a commit
-                with contextlib.suppress(Exception):
-                    self._fs.rm_file(_join(root, part.path))
+            for name in written:  # best effort: without a manifest the parts are not a commit
+                try:
+                    self._fs.rm_file(_join(root, name))
+                except OSError as exc:
+                    log_event("storage_abort_cleanup_failed", level=logging.WARNING,
+                              kind=self.kind, part=name, error=f"{type(exc).__name__}: {exc}")
         self._reset()
 
     def describe(self) -> dict[str, Any]:
@@ -219,12 +408,11 @@ class PartsWriter:
         m = self.last_manifest
         return {
             "kind": self.kind,
-            "uri": self.last_uri or self.uri,
+            "uri": mask_url(self.last_uri or self.uri),
             "records": m.records if m else 0,
             "bytes": m.bytes if m else 0,
             "parts": len(m.parts) if m else 0,
         }
-
 
 def to_storage(
     uri: str,
