@@ -41,6 +41,9 @@ class RunReport:
     ``dead_letters`` what the dead-letter writers committed; ``emitted`` the good records
     that reached the end of the stream. ``read`` is None where the source cannot be counted
     (a plain iterator handed to `run`), and then ``conserved`` is None too: unknown, not true.
+    ``unaccounted`` is read minus what the sinks account for: 0 for a conserved run; for a
+    failed run, the records that were read but in flight (neither committed nor dead-lettered)
+    when it stopped — a rerun with deterministic ids loads them.
     """
 
     run_id: str
@@ -56,6 +59,7 @@ class RunReport:
     retries: int
     bytes_staged: int
     has_loader: bool
+    unaccounted: int | None
     conserved: bool | None
     error: str | None
     stages: tuple[dict[str, Any], ...]
@@ -73,8 +77,12 @@ class RunReport:
                      else f"emitted {self.emitted} (no loader)")
         read = "unknown" if self.read is None else str(self.read)
         sign = {True: "=", False: "!=", None: "?="}[self.conserved]
-        return (f"read {read} {sign} {delivered} + dropped {self.dropped} + "
+        text = (f"read {read} {sign} {delivered} + dropped {self.dropped} + "
                 f"dead letters {self.dead_letters}")
+        if self.unaccounted:
+            text += f" ({self.unaccounted} unaccounted" + (
+                ": in flight when the run stopped)" if self.status == "failed" else ")")
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (what the CLI prints as JSON)."""
@@ -204,7 +212,8 @@ def run(
                          time.perf_counter() - t0, n, error=exc)
         log_event("run_failed", logging.ERROR, run_id=run_id, job=job,
                   error=report.error, read=report.read, loaded=report.loaded,
-                  dead_letters=report.dead_letters)
+                  emitted=report.emitted, dropped=report.dropped,
+                  dead_letters=report.dead_letters, unaccounted=report.unaccounted)
         with contextlib.suppress(AttributeError, TypeError):
             exc.report = report  # type: ignore[attr-defined]
         raise
@@ -246,7 +255,8 @@ def _report(pipeline: Pipeline, counted: bool, run_id: str, job: str | None,
                if isinstance(st, Stage) and st.kind == "partition")
     read = pipeline.read_count() if counted else None
     delivered = loaded if loaders else emitted
-    conserved = None if read is None else read == delivered + dropped + dead
+    unaccounted = None if read is None else read - (delivered + dropped + dead)
+    conserved = None if unaccounted is None else unaccounted == 0
     last = getattr(pipeline.stages[-1], "stats", None)  # the default dead-letter partition
     shown = [s for s in stats if s.kind not in ("batch", "source")
              and (s is not last or s.n_in)]
@@ -264,6 +274,7 @@ def _report(pipeline: Pipeline, counted: bool, run_id: str, job: str | None,
         retries=sum(s.retries for s in stats),
         bytes_staged=sum(s.bytes for s in stats if s.kind == "staging"),
         has_loader=bool(loaders),
+        unaccounted=unaccounted,
         conserved=conserved,
         error=None if error is None else f"{type(error).__name__}: {error}",
         stages=tuple(s.as_dict() for s in shown),

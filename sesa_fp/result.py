@@ -160,13 +160,15 @@ def each_record(
     stage: str,
     errors: tuple[type[BaseException], ...],
     stats: StageStats,
+    passthrough: bool = False,
     **context: Any,
 ) -> Iterator[Any]:
     """The one record loop every stage, loader and adapter runs: a ``Failure`` passes on
     untouched; a record (``Success`` unwrapped) goes through ``fn``, whose ``None`` drops it on
     purpose and whose exception of a type in ``errors`` becomes ``Failure(DeadLetter)`` with
     ``context`` (``target=...``); any other exception stops the stream as a `StageError`
-    naming the stage. Counts go to ``stats`` once, when the loop ends.
+    naming the stage. With ``passthrough=True`` fn's result is ignored and the record itself
+    goes on (a writer's ``write``). Counts go to ``stats`` once, when the loop ends.
 
     >>> st = StageStats("double")
     >>> out = list(each_record([{"n": 1}, {"n": "x"}, {"n": 0}],
@@ -188,6 +190,8 @@ def each_record(
                 item = item.unwrap()
             try:
                 out = fn(item)
+                if passthrough:
+                    out = item
             except SesaError:
                 raise  # a broken pipeline (an unreachable target...), never a bad record
             except errors as exc:

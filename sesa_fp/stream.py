@@ -308,17 +308,12 @@ class _Tee(Stage):
         with self.exclusive():
             writer = self.writer
             _prepare(writer)  # before the first record is pulled: a missing bucket fails now
-            write = writer.write
-
-            def passthrough(record: Any) -> Any:
-                write(record)
-                return record
-
             written = self.stats.n_out
             try:
                 # an unencodable record becomes a dead letter; everything else passes on
-                yield from each_record(upstream, passthrough, stage=self.name,
-                                       errors=(TypeError, ValueError), stats=self.stats)
+                yield from each_record(upstream, writer.write, stage=self.name,
+                                       errors=(TypeError, ValueError), stats=self.stats,
+                                       passthrough=True)
             except BaseException:
                 writer.abort()
                 raise

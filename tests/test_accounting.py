@@ -263,4 +263,5 @@ def test_failed_run_keeps_dead_letters_and_reports_what_committed(tmp_path: Any)
     report = info.value.report  # type: ignore[attr-defined]
     assert report.status == "failed" and "source died" in report.error
     assert report.dead_letters == 5 == len(list(from_storage(dlq_uri)))
-    assert report.emitted == 5
+    assert report.emitted == 5 and report.unaccounted == 0
+    assert report.read == 10 and report.conserved is True
