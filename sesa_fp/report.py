@@ -190,10 +190,18 @@ def run(
         configure_logging()
     run_id = run_id or new_run_id()
     default = dlq is None
-    last = partition(_LazyDlq(default_dlq_uri()) if default else
-                     _LazyDlq(dlq) if isinstance(dlq, str) else dlq)
     counted = isinstance(stream, Pipeline)
-    pipeline = pipe(stream, last)
+    ends_with_partition = isinstance(stream, Pipeline) and bool(stream.stages) \
+        and getattr(stream.stages[-1], "kind", None) == "partition"
+    last: Stage | None = None
+    pipeline: Pipeline
+    if default and ends_with_partition:
+        # nothing after the pipeline's own partition can make a dead letter
+        pipeline = stream  # type: ignore[assignment]
+    else:
+        last = partition(_LazyDlq(default_dlq_uri()) if default else
+                         _LazyDlq(dlq) if isinstance(dlq, str) else dlq)
+        pipeline = pipe(stream, last)
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     log_event("run_started", run_id=run_id, job=job)
@@ -208,7 +216,7 @@ def run(
         bar.update(n & 4095)
     except BaseException as exc:
         bar.close()
-        report = _report(pipeline, counted, run_id, job, started_at,
+        report = _report(pipeline, counted, last, run_id, job, started_at,
                          time.perf_counter() - t0, n, error=exc)
         log_event("run_failed", logging.ERROR, run_id=run_id, job=job,
                   error=report.error, read=report.read, loaded=report.loaded,
@@ -218,8 +226,9 @@ def run(
             exc.report = report  # type: ignore[attr-defined]
         raise
     bar.close()
-    report = _report(pipeline, counted, run_id, job, started_at, time.perf_counter() - t0, n)
-    if last.stats.committed:
+    report = _report(pipeline, counted, last, run_id, job, started_at,
+                     time.perf_counter() - t0, n)
+    if last is not None and last.stats.committed:
         log_event("dead_letters_at_end", logging.WARNING, run_id=run_id, job=job,
                   dead_letters=last.stats.committed, dlq=repr(last.children()[0]),
                   hint="add partition(dlq_sink(uri)) to the pipeline (YAML: dlq:) to choose "
@@ -244,7 +253,7 @@ def run(
     return report
 
 
-def _report(pipeline: Pipeline, counted: bool, run_id: str, job: str | None,
+def _report(pipeline: Pipeline, counted: bool, last: Stage | None, run_id: str, job: str | None,
             started_at: str, elapsed: float, emitted: int,
             error: BaseException | None = None) -> RunReport:
     stats = pipeline.stats()
@@ -257,9 +266,9 @@ def _report(pipeline: Pipeline, counted: bool, run_id: str, job: str | None,
     delivered = loaded if loaders else emitted
     unaccounted = None if read is None else read - (delivered + dropped + dead)
     conserved = None if unaccounted is None else unaccounted == 0
-    last = getattr(pipeline.stages[-1], "stats", None)  # the default dead-letter partition
+    hidden = None if last is None else last.stats  # the default partition, shown when used
     shown = [s for s in stats if s.kind not in ("batch", "source")
-             and (s is not last or s.n_in)]
+             and (s is not hidden or s.failed)]
     return RunReport(
         run_id=run_id,
         job=job,
