@@ -182,7 +182,7 @@ items = st.lists(
 def test_partition_keeps_order_and_loses_nothing(xs: list[Any]) -> None:
     dead: list[DeadLetter] = []
     good = list(partition(dead.append)(xs))
-    expect_good = [x._inner_value if isinstance(x, Success) else x for x in xs
+    expect_good = [x.unwrap() if isinstance(x, Success) else x for x in xs
                    if not isinstance(x, Failure)]
     expect_dead = [x.failure() for x in xs if isinstance(x, Failure)]
     assert good == expect_good
