@@ -39,6 +39,7 @@ def _build(config: Path, sets: list[str] | None, *, replay: bool = False,
     """Parse, render and build a job (with a staging prefix as its source when replaying);
     a configuration error exits with code 2."""
     from sesa_fp.config import build_job, load_job, parse_sets
+    from sesa_fp.secrets import reveal_tree
     from sesa_fp.storage import from_storage
 
     try:
@@ -50,7 +51,7 @@ def _build(config: Path, sets: list[str] | None, *, replay: bool = False,
                 raise ConfigError("nothing to replay: pass --from URI or give the job a "
                                   "storage.uri")
             opts = spec.storage.options.storage_options if spec.storage else {}
-            source = from_storage(uri, storage_options=opts or None)
+            source = from_storage(uri, storage_options=reveal_tree(opts) or None)
         return build_job(spec, source=source)
     except ConfigError as exc:
         raise _fail(EXIT_CONFIG, str(exc)) from exc
@@ -109,20 +110,6 @@ def validate(config: ConfigOpt, set_: SetOpt = None) -> None:
     typer.echo(f"ok: {built.spec.job_name}: {len(built.pipeline.stages)} stages")
 
 
-_SECRET = re.compile(r"((?:password|api_key|secret|token|passwd)['\"]?\s*[=:]\s*)'[^']*'",
-                     re.IGNORECASE)
-_URL_CREDS = re.compile(r"(://[^/:@'\s]+:)[^@'\s]+@")
-
-
-def mask_secrets(text: str) -> str:
-    """Hide secret values in printed Python.
-
-    >>> mask_secrets("es_source(password='hunter2', hosts=['https://u:pw@h:9200'])")
-    "es_source(password='***', hosts=['https://u:***@h:9200'])"
-    """
-    return _URL_CREDS.sub(r"\1***@", _SECRET.sub(r"\1'***'", text))
-
-
 _IMPORTS = (
     ("sesa_fp", ("pipe", "run", "stage", "batched", "unbatched", "map_concurrent", "chain",
                  "tee", "partition", "merge", "read_jsonl", "load_files", "to_storage",
@@ -136,14 +123,17 @@ _IMPORTS = (
 
 
 def explain_source(built: Any) -> str:
-    """Python source that builds and runs the same pipeline as the job."""
+    """Python source that builds and runs the same pipeline as the job.
+
+    Secrets are masked by the stages' own reprs (they hold them as `sesa_fp.secrets.Secret`,
+    URLs and storage options masked), so nothing is filtered here after the fact."""
     body = built.pipeline.to_python()
     lines = []
     for module, names in _IMPORTS:
         used = [n for n in names if re.search(rf"(?<![.\w]){n}\(", body) or n in ("pipe", "run")]
         if used:
             lines.append(f"from {module} import {', '.join(used)}")
-    return mask_secrets("\n".join([
+    return "\n".join([
         f"# job: {built.spec.job_name}",
         *lines,
         "",
@@ -151,7 +141,7 @@ def explain_source(built: Any) -> str:
         f"report = run(pipeline, job={built.spec.job_name!r})",
         "print(report)",
         "",
-    ]))
+    ])
 
 
 @app.command()

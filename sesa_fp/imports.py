@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
+import sys
 from typing import Any
 
 from sesa_fp.errors import ConfigError
@@ -18,19 +19,20 @@ def import_object(path: str) -> Any:
     >>> import_object("no_such_pkg.mod:X")
     Traceback (most recent call last):
     sesa_fp.errors.ConfigError: cannot import 'no_such_pkg.mod:X': No module named 'no_such_pkg'
+    >>> import_object("json:nope")
+    Traceback (most recent call last):
+    sesa_fp.errors.ConfigError: cannot import 'json:nope': json has no 'nope'
     """
-    if not isinstance(path, str) or ":" not in path:
+    module_name, sep, attr = path.partition(":") if isinstance(path, str) else ("", "", "")
+    if not sep or not module_name or not attr:
         raise ConfigError(f"expected 'package.module:Name', got {path!r}")
-    module_name, _, attr = path.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        return pkgutil.resolve_name(path)
     except ImportError as exc:
         raise ConfigError(f"cannot import {path!r}: {exc}") from exc
+    except AttributeError as exc:
+        if module_name in sys.modules:  # imported fine; the name is not in it
+            raise ConfigError(f"cannot import {path!r}: {module_name} has no {attr!r}") from exc
+        raise ConfigError(f"cannot import {path!r}: AttributeError: {exc}") from exc
     except Exception as exc:  # the user's module raised while importing
         raise ConfigError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as exc:
-            raise ConfigError(f"cannot import {path!r}: {module_name} has no {attr!r}") from exc
-    return obj

@@ -29,6 +29,7 @@ from sesa_fp.config.spec import (
 from sesa_fp.config.templating import render_tree, template_vars
 from sesa_fp.errors import ConfigError
 from sesa_fp.imports import import_object
+from sesa_fp.secrets import mask_value, masked_repr, reveal_tree
 from sesa_fp.stream import (
     Pipeline,
     batched,
@@ -47,9 +48,9 @@ __all__ = ["BuiltJob", "build_job", "load_job", "parse_sets", "read_yaml"]
 # -- built-in plugin options -------------------------------------------------------------------
 @attrs.define
 class JsonlExtractor:
-    path: str
+    path: str = attrs.field(repr=masked_repr)
     compression: str | None = "infer"
-    storage_options: dict[str, Any] = attrs.Factory(dict)
+    storage_options: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
 
 
 @attrs.define
@@ -65,8 +66,8 @@ class SearchExtractor:
 
 @attrs.define
 class FilesConnection:
-    root: str = "out"
-    storage_options: dict[str, Any] = attrs.Factory(dict)
+    root: str = attrs.field(default="out", repr=masked_repr)
+    storage_options: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
 
 
 @attrs.define
@@ -164,7 +165,7 @@ def _search_source(engine: str) -> Any:
     def build(s: SearchExtractor, job: JobSpec) -> Any:
         from sesa_fp.sources.search import es_source
 
-        source = es_source(index=s.index, query=s.query, fields=s.fields,
+        source = es_source(index=s.index, query=reveal_tree(s.query), fields=s.fields,
                            page_size=s.page_size, slices=s.slices, keep_alive=s.keep_alive,
                            engine=engine, **_connection(s.connection))
         if s.slices > 1:  # the partitions read at once, a thread each
@@ -183,7 +184,8 @@ def _search_loader(engine: str) -> Any:
                        actions_per_batch=o.bulk.actions_per_batch,
                        concurrency=o.bulk.concurrency, max_bytes_mb=o.bulk.max_bytes_mb,
                        op_type=o.op_type, routing=o.routing, pipeline=o.pipeline,
-                       max_retries=o.max_retries, mappings=o.mappings, settings=o.settings,
+                       max_retries=o.max_retries, mappings=reveal_tree(o.mappings),
+                       settings=reveal_tree(o.settings),
                        engine=engine, **_connection(s.connection))
     return build
 
@@ -202,7 +204,7 @@ def _build_files(s: FilesLoader, job: JobSpec) -> Any:
     if o.run_key:
         kw["run_key"] = o.run_key
     if s.connection.storage_options:
-        kw["storage_options"] = s.connection.storage_options
+        kw["storage_options"] = reveal_tree(s.connection.storage_options)
     return load_files(s.connection.root, dataset=s.dataset, **kw)
 
 
@@ -253,7 +255,7 @@ def _build_validate(s: ValidateSpec, job: JobSpec) -> Any:
 def _build_python_class(s: PythonClassSpec, job: JobSpec) -> Any:
     from sesa_fp.transforms import python_class
 
-    return python_class(s.path, **s.options)
+    return python_class(s.path, **reveal_tree(s.options))
 
 
 register("extractor", Plugin("jsonl", JsonlExtractor, _build_jsonl))
@@ -342,7 +344,7 @@ class BuiltJob:
 
 def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping with type:, got {entry!r}")
+        raise ConfigError(f"{where}: expected a mapping with type:, got {mask_value(entry)!r}")
     options = dict(entry)
     name = options.pop("type", None)
     plugin = resolve(kind, name, where)
@@ -351,6 +353,7 @@ def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
         return plugin.build(spec, job)
     from sesa_fp.config import plugins
 
+    options = reveal_tree(options)  # third-party classes take plain values
     if kind == "extractor":
         return plugins.plugin_extractor(name, **options)
     if kind == "loader":
@@ -366,10 +369,10 @@ def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: b
     if backend in ("local", "file"):
         if scheme not in ("", "file"):
             raise ConfigError(f"{where}.uri: backend {backend!r} needs a local path, "
-                              f"got {spec.uri!r}")
+                              f"got {mask_value(spec.uri)!r}")
     elif scheme != backend and not (backend == "s3" and scheme in ("s3", "s3a")):
         raise ConfigError(f"{where}.uri: backend {backend!r} needs a {backend}:// URI, "
-                          f"got {spec.uri!r}")
+                          f"got {mask_value(spec.uri)!r}")
     else:
         try:
             fsspec.get_filesystem_class(backend)
@@ -377,7 +380,7 @@ def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: b
             extra = " (pip install 'sesa_fp[s3]')" if backend == "s3" else ""
             raise ConfigError(f"{where}.backend: {exc}{extra}") from exc
     o = spec.options
-    so = o.storage_options or None
+    so = reveal_tree(o.storage_options) or None
     if dlq:
         return dlq_sink(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, storage_options=so)
     return to_storage(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, job=job.job_name,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import re
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn
 
 from sesa_fp.errors import ConfigError
+from sesa_fp.secrets import Secret, is_secret_key, mask_value, masked_repr
 
 __all__ = [
     "ConnectionSpec",
@@ -36,26 +38,26 @@ class RuntimeSpec:
         for name in ("batch_size", "max_workers", "max_in_flight"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ConfigError(f"runtime.{name}: must be >= 1, got {value}")
+                raise _FieldError(name, f"must be >= 1, got {value}")
 
 
 @attrs.define
 class StorageOptions:
     part_max_mb: float = 64
     gzip: bool = True
-    storage_options: dict[str, Any] = attrs.Factory(dict)
+    storage_options: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
 
 
 @attrs.define
 class StorageSpec:
-    uri: str
+    uri: str = attrs.field(repr=masked_repr)
     backend: str = "local"
     options: StorageOptions = attrs.Factory(StorageOptions)
 
 
 @attrs.define
 class DlqSpec:
-    uri: str
+    uri: str = attrs.field(repr=masked_repr)
     backend: str = "local"
     max_records: int | None = None
     max_ratio: float | None = None
@@ -70,8 +72,8 @@ class TransformSpec:
 @attrs.define
 class JobSpec:
     job_name: str
-    extractor: dict[str, Any]
-    loader: dict[str, Any]
+    extractor: dict[str, Any] = attrs.field(repr=masked_repr)
+    loader: dict[str, Any] = attrs.field(repr=masked_repr)
     runtime: RuntimeSpec = attrs.Factory(RuntimeSpec)
     storage: StorageSpec | None = None
     transform: TransformSpec = attrs.Factory(TransformSpec)
@@ -80,10 +82,10 @@ class JobSpec:
 
 @attrs.define
 class ConnectionSpec:
-    hosts: list[str] = attrs.Factory(lambda: ["http://127.0.0.1:9200"])
+    hosts: list[str] = attrs.field(factory=lambda: ["http://127.0.0.1:9200"], repr=masked_repr)
     username: str | None = None
-    password: str | None = None
-    api_key: str | None = None
+    password: Secret | None = None
+    api_key: Secret | None = None
     verify_certs: bool = True
     ca_certs: str | None = None
     timeout: float = 30.0
@@ -101,71 +103,123 @@ class IdSpec:
         return {k: v for k, v in attrs.asdict(self).items() if v not in (None, [])}
 
 
+class _Mismatch(ValueError):
+    """A value of the wrong type; the message is written where the path is known, so a
+    secret field's value is never echoed."""
+
+    def __init__(self, expected: str, got: Any) -> None:
+        super().__init__(f"expected {expected}, got {type(got).__name__}")
+        self.expected, self.got = expected, got
+
+
+class _FieldError(ValueError):
+    """A check in a spec class failed for one of its fields."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
 def _strict(kind: type, label: str) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise ValueError(f"expected {label}, got {value!r}")
+            raise _Mismatch(label, value)
         return value
     return hook
+
+
+def _secret(value: Any, _: Any) -> Secret:
+    if isinstance(value, (str, Secret)):
+        return Secret(value)
+    raise _Mismatch("a string", value)
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
 for _kind, _label in ((int, "int"), (float, "number"), (bool, "true/false"), (str, "string")):
     _converter.register_structure_hook(_kind, _strict(_kind, _label))
+_converter.register_structure_hook(Secret, _secret)
 
 
-def _known_keys(cls: type) -> list[str]:
-    return [a.name for a in attrs.fields(cls)]
+def _mapping_first(cls: type) -> Any:
+    inner: Any = make_dict_structure_fn(cls, _converter)
+
+    def hook(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _Mismatch("a mapping", value)
+        return inner(value, cls)
+    return hook
 
 
-def _resolve(cls: Any, path: list[str]) -> Any:
-    """The attrs class found by walking ``path`` from ``cls`` (for suggestions)."""
+_converter.register_structure_hook_factory(attrs.has, _mapping_first)
+
+Path = list[str | int]
+
+
+def _leaves(exc: BaseException, path: Path) -> Iterator[tuple[Path, BaseException]]:
+    """Each innermost error with its path, from cattrs' notes (never from message text)."""
+    others: Sequence[BaseException]
+    if isinstance(exc, cattrs.ClassValidationError):
+        by_attr, others = exc.group_exceptions()
+        for sub, note in by_attr:
+            yield from _leaves(sub, [*path, note.name])
+    elif isinstance(exc, cattrs.IterableValidationError):
+        by_item, others = exc.group_exceptions()
+        for sub, inote in by_item:
+            # IterableValidationNote is a str subclass, so mypy sees str.index here
+            yield from _leaves(sub, [*path, cast(Any, inote).index])
+    elif isinstance(exc, BaseExceptionGroup):
+        others = exc.exceptions
+    else:
+        yield path, exc
+        return
+    for other in others:
+        yield from _leaves(other, path)
+
+
+def _path_text(path: Path) -> str:
+    out = ""
     for part in path:
-        if not attrs.has(cls):
-            return None
-        fields = {a.name: a.type for a in attrs.fields(cls)}
-        t = fields.get(part)
-        if t is None:
-            return None
-        args = [a for a in getattr(t, "__args__", ()) if a is not type(None)]
-        cls = args[0] if args else t
-    return cls if attrs.has(cls) else None
-
-
-def _messages(exc: Exception, cls: type, prefix: str) -> list[str]:
-    out = []
-    for line in cattrs.transform_error(exc):
-        text, _, where = line.rpartition(" @ $")
-        parts = [p for p in re.split(r"\.|\[|\]", where) if p]
-        path = ".".join([prefix, *parts] if prefix else parts) if where or prefix else ""
-        extra = re.match(r"extra fields found \((.*)\)", text)
-        if extra:
-            target = _resolve(cls, [p for p in parts if not p.isdigit()])
-            known = _known_keys(target) if target else []
-            for key in extra.group(1).split(", "):
-                hint = difflib.get_close_matches(key, known, n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else (
-                    f" (known: {', '.join(known)})" if known else "")
-                out.append(f"{path + '.' if path else ''}{key}: unknown key{suggestion}")
-            continue
-        text = text.replace("invalid value for type, ", "")
-        cause = _leaf_cause(exc, parts)
-        if cause:
-            text = cause
-        out.append(f"{path}: {text}" if path else text)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
-def _leaf_cause(exc: BaseException, parts: list[str]) -> str | None:
-    """The innermost plain exception message (cattrs wraps ours in groups)."""
-    seen: BaseException | None = exc
-    while isinstance(seen, BaseExceptionGroup) and seen.exceptions:
-        seen = seen.exceptions[0]
-    if isinstance(seen, (ValueError, ConfigError)) and not isinstance(seen, BaseExceptionGroup):
-        return str(seen)
-    return None
+def _describe(path: Path, exc: BaseException) -> list[str]:
+    """One message per problem: ``path: what`` (values of secret fields left out)."""
+    where = _path_text(path)
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        known = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        out = []
+        for key in sorted(exc.extra_fields):
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else (
+                f" (known: {', '.join(known)})" if known else "")
+            out.append(f"{_path_text([*path, key])}: unknown key{suggestion}")
+        return out
+    if isinstance(exc, _FieldError):
+        return [f"{_path_text([*path, exc.field])}: {exc.message}"]
+    if isinstance(exc, _Mismatch):
+        if any(is_secret_key(p) for p in path) or exc.expected == "a string" or \
+                isinstance(exc.got, Secret):
+            text = str(exc)  # the type only: this may be a password
+        else:
+            text = f"expected {exc.expected}, got {mask_value(exc.got)!r}"
+    elif isinstance(exc, KeyError):
+        text = "required field missing"
+    elif isinstance(exc, ConfigError):
+        text = str(exc)
+    else:
+        text = f"invalid value ({type(exc).__name__}: {exc})"
+    return [f"{where}: {text}" if where else text]
+
+
+def _messages(exc: BaseException, prefix: str) -> list[str]:
+    base: Path = [prefix] if prefix else []
+    return [m for path, leaf in _leaves(exc, base) for m in _describe(path, leaf)]
 
 
 def structure(data: Any, cls: type[T], where: str = "") -> T:
@@ -182,11 +236,5 @@ def structure(data: Any, cls: type[T], where: str = "") -> T:
         raise ConfigError(f"{where or 'job'}: expected a mapping, got {type(data).__name__}")
     try:
         return _converter.structure(data, cls)
-    except ConfigError:
-        raise
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        if isinstance(exc, cattrs.BaseValidationError):
-            msgs = _messages(exc, cls, where)
-        else:
-            msgs = [f"{where}: {exc}" if where else str(exc)]
-        raise ConfigError("; ".join(msgs)) from exc
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError("; ".join(_messages(exc, where))) from exc

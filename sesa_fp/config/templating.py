@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,9 +16,11 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from sesa_fp.errors import ConfigError
+from sesa_fp.secrets import Secret, is_secret_key, mask_value
 
 __all__ = ["airflow_macros", "render_tree", "template_vars"]
 
+_USES_ENV = re.compile(r"(\{\{|\{%)[^}]*\benv\b")
 _env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                      keep_trailing_newline=True)
 
@@ -59,9 +62,10 @@ def template_vars(sets: Mapping[str, str], environ: Mapping[str, str] | None = N
     return out
 
 
-def _render(text: str, variables: Mapping[str, Any], where: str) -> str:
+def _render(text: str, variables: Mapping[str, Any], where: str, secret: bool = False) -> str:
     if "{{" not in text and "{%" not in text:
         return text
+    shown = "(a secret value)" if secret else repr(mask_value(text))
     try:
         return _env.from_string(text).render(variables)
     except jinja2.UndefinedError as exc:
@@ -70,14 +74,19 @@ def _render(text: str, variables: Mapping[str, Any], where: str) -> str:
     except SecurityError as exc:
         raise ConfigError(f"{where}: template refused by the sandbox: {exc}") from exc
     except jinja2.TemplateError as exc:
-        raise ConfigError(f"{where}: bad template {text!r}: {exc}") from exc
+        raise ConfigError(f"{where}: bad template {shown}: {exc}") from exc
 
 
 def render_tree(node: Any, variables: Mapping[str, Any], where: str = "") -> Any:
     """Render every string in a parsed YAML tree; structure is never re-parsed.
 
+    A value under a credential key (``password``, ``api_key``, ``secret``, ...) rendered
+    from ``{{ env.NAME }}`` is returned as a `Secret`: it is masked from the moment it exists.
+
     >>> render_tree({"q": {"gte": "{{ ds }}"}, "n": 3}, {"ds": "2025-09-06"})
     {'q': {'gte': '2025-09-06'}, 'n': 3}
+    >>> render_tree({"password": "{{ env.PW }}"}, {"env": {"PW": "hunter2"}})
+    {'password': '***'}
     >>> render_tree({"a": "{{ nope }}"}, {})
     Traceback (most recent call last):
     sesa_fp.errors.ConfigError: a: template variable is not defined: 'nope' is undefined ...
@@ -85,8 +94,15 @@ def render_tree(node: Any, variables: Mapping[str, Any], where: str = "") -> Any
     if isinstance(node, str):
         return _render(node, variables, where or "value")
     if isinstance(node, dict):
-        return {k: render_tree(v, variables, f"{where}.{k}" if where else str(k))
-                for k, v in node.items()}
+        out = {}
+        for k, v in node.items():
+            at = f"{where}.{k}" if where else str(k)
+            if isinstance(v, str) and is_secret_key(k):
+                text = _render(v, variables, at, secret=True)
+                out[k] = Secret(text) if _USES_ENV.search(v) else text
+            else:
+                out[k] = render_tree(v, variables, at)
+        return out
     if isinstance(node, list):
         return [render_tree(v, variables, f"{where}[{i}]") for i, v in enumerate(node)]
     return node

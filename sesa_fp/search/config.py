@@ -16,6 +16,7 @@ import attrs
 from sesa_fp.errors import ConfigError
 from sesa_fp.logs import log_event
 from sesa_fp.search.errors import SearchTransportError
+from sesa_fp.secrets import MASK, Secret, mask_url, mask_value, reveal, to_secret
 
 __all__ = [
     "DEFAULT_HOSTS",
@@ -27,24 +28,8 @@ __all__ = [
 
 DEFAULT_HOSTS = ("http://127.0.0.1:9200",)
 ENGINES = ("auto", "elasticsearch", "opensearch")
-MASK = "***"
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password in it replaced by ``***``.
-
-    >>> mask_url("https://bob:s3cret@search.example:9200/")
-    'https://bob:***@search.example:9200/'
-    >>> mask_url("http://127.0.0.1:9200")
-    'http://127.0.0.1:9200'
-    """
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+_CREDS_CONFLICT = ("hosts: the credentials in the host URLs differ from each other or from "
+                   "username/password; give them once")
 
 
 def _hosts(value: Any) -> tuple[str, ...]:
@@ -52,7 +37,7 @@ def _hosts(value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, (list, tuple)) or not value or \
             not all(isinstance(h, str) and h for h in value):
-        raise ConfigError(f"hosts must be a non-empty list of URLs, got {value!r}")
+        raise ConfigError(f"hosts must be a non-empty list of URLs, got {mask_value(value)!r}")
     out = []
     for h in value:
         if "://" not in h:
@@ -75,10 +60,12 @@ def _timeout(value: Any) -> float:
 
 @attrs.frozen(kw_only=True)
 class SearchConfig:
-    """Where and how to connect; validated on construction (no I/O).
+    """Where and how to connect; validated on construction (no I/O), secrets held as `Secret`.
 
     >>> SearchConfig(hosts=["127.0.0.1:9200"], password="pw").hosts
     ('http://127.0.0.1:9200',)
+    >>> SearchConfig(hosts=["https://etl:pw123@es:9200"])  # credentials leave the URL
+    SearchConfig(engine='auto', hosts=('https://es:9200',), username='etl', password='***', ...)
     >>> SearchConfig(engine="solr")
     Traceback (most recent call last):
     sesa_fp.errors.ConfigError: engine must be one of auto, elasticsearch, opensearch; got 'solr'
@@ -87,11 +74,40 @@ class SearchConfig:
     engine: str = attrs.field(default="auto", converter=_engine)
     hosts: tuple[str, ...] = attrs.field(default=DEFAULT_HOSTS, converter=_hosts)
     username: str | None = None
-    password: str | None = attrs.field(default=None, repr=False)
-    api_key: str | None = attrs.field(default=None, repr=False)
+    password: Secret | None = attrs.field(default=None, converter=to_secret)
+    api_key: Secret | None = attrs.field(default=None, converter=to_secret)
     verify_certs: bool = True
     ca_certs: str | None = None
     timeout: float = attrs.field(default=30.0, converter=_timeout)
+
+    def __attrs_post_init__(self) -> None:
+        # Credentials written into a host URL move to username/password here, so no host
+        # string this config hands on (to clients, logs, errors) holds a secret.
+        found: set[tuple[str, str | None]] = set()
+        hosts = []
+        for h in self.hosts:
+            parts = urllib.parse.urlsplit(h)
+            if "@" not in parts.netloc:
+                hosts.append(h)
+                continue
+            userinfo, _, hostport = parts.netloc.rpartition("@")
+            user, sep, pw = userinfo.partition(":")
+            found.add((urllib.parse.unquote(user),
+                       urllib.parse.unquote(pw) if sep else None))
+            hosts.append(urllib.parse.urlunsplit(parts._replace(netloc=hostport)))
+        if not found:
+            return
+        if len(found) > 1:
+            raise ConfigError(_CREDS_CONFLICT)
+        (url_user, url_pw), = found
+        if (self.username is not None and self.username != url_user) or (
+                url_pw is not None and self.password is not None
+                and self.password.reveal() != url_pw):
+            raise ConfigError(_CREDS_CONFLICT)
+        object.__setattr__(self, "hosts", tuple(hosts))
+        object.__setattr__(self, "username", url_user)
+        if url_pw is not None:
+            object.__setattr__(self, "password", Secret(url_pw))
 
     @property
     def host(self) -> str:
@@ -121,11 +137,8 @@ class SearchConfig:
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header for plain HTTP calls (engine detection)."""
         if self.api_key:
-            return {"Authorization": f"ApiKey {self.api_key}"}
-        user, pw = self.username, self.password
-        if user is None:
-            parts = urllib.parse.urlsplit(self.hosts[0])
-            user, pw = parts.username, parts.password
+            return {"Authorization": f"ApiKey {self.api_key.reveal()}"}
+        user, pw = self.username, reveal(self.password)
         if user is not None:
             token = base64.b64encode(f"{user}:{pw or ''}".encode()).decode()
             return {"Authorization": f"Basic {token}"}

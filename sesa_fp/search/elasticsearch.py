@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from sesa_fp.search.base import SearchClient
 from sesa_fp.search.errors import SearchTransportError
 from sesa_fp.search.util import error_details, require
+from sesa_fp.secrets import reveal
 
 __all__ = ["ElasticsearchClient"]
 
@@ -33,9 +34,9 @@ class ElasticsearchClient(SearchClient):
         if c.ca_certs:
             kw["ca_certs"] = c.ca_certs
         if c.username is not None:
-            kw["basic_auth"] = (c.username, c.password or "")
+            kw["basic_auth"] = (c.username, reveal(c.password) or "")
         if c.api_key:
-            kw["api_key"] = c.api_key
+            kw["api_key"] = c.api_key.reveal()
         return mod.Elasticsearch(hosts=list(c.hosts), **kw)
 
     def _translate(self, exc: Exception) -> SearchTransportError | None:

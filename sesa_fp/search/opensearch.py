@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from sesa_fp.search.base import SearchClient
 from sesa_fp.search.errors import SearchTransportError
 from sesa_fp.search.util import error_details, require
+from sesa_fp.secrets import reveal
 
 __all__ = ["OpenSearchClient"]
 
@@ -63,9 +64,9 @@ class OpenSearchClient(SearchClient):
         if c.ca_certs:
             kw["ca_certs"] = c.ca_certs
         if c.username is not None:
-            kw["http_auth"] = (c.username, c.password or "")
+            kw["http_auth"] = (c.username, reveal(c.password) or "")
         if c.api_key:
-            kw["headers"] = {"Authorization": f"ApiKey {c.api_key}"}
+            kw["headers"] = {"Authorization": f"ApiKey {c.api_key.reveal()}"}
         return mod.OpenSearch(hosts=list(c.hosts), serializer=_orjson_serializer(), **kw)
 
     def _translate(self, exc: Exception) -> SearchTransportError | None:

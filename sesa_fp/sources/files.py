@@ -12,6 +12,7 @@ from returns.result import Failure
 
 from sesa_fp.errors import StorageError
 from sesa_fp.result import DeadLetter
+from sesa_fp.secrets import mask_mapping, mask_value, redact, reveal_tree, secret_strings
 
 __all__ = ["JsonlSource", "read_jsonl"]
 
@@ -24,26 +25,44 @@ class JsonlSource:
         self.urlpath = urlpath
         self.compression = compression
         self.storage_options = storage_options
+        # What may appear in messages built by fsspec from the path or the options.
+        self._secrets = secret_strings(urlpath, storage_options)
 
     def __repr__(self) -> str:
-        return f"read_jsonl({self.urlpath!r})"
+        extra = "" if self.compression == "infer" else f", compression={self.compression!r}"
+        if self.storage_options:
+            extra += f", storage_options={mask_mapping(self.storage_options)!r}"
+        return f"read_jsonl({mask_value(self.urlpath)!r}{extra})"
+
+    def _show(self, fs: Any, path: str) -> str:
+        """A file's name for messages and dead letters, credentials masked."""
+        if not self._secrets:
+            return path
+        return redact(str(mask_value(fs.unstrip_protocol(path))), self._secrets)
+
+    def _error(self, what: str, exc: BaseException) -> StorageError:
+        return StorageError(redact(f"read_jsonl: {what}: {type(exc).__name__}: {exc}",
+                                   self._secrets))
 
     def __iter__(self) -> Iterator[Any]:
-        files = fsspec.open_files(self.urlpath, mode="rb", compression=self.compression,
-                                  **self.storage_options)
+        try:
+            files = fsspec.open_files(self.urlpath, mode="rb", compression=self.compression,
+                                      **reveal_tree(self.storage_options))
+        except (OSError, ValueError) as exc:
+            raise self._error(f"cannot list {mask_value(self.urlpath)!r}", exc) from exc
         if not files:
-            raise StorageError(f"read_jsonl: no file matches {self.urlpath!r}")
+            raise StorageError(f"read_jsonl: no file matches {mask_value(self.urlpath)!r}")
         for of in files:
+            shown = self._show(of.fs, of.path)
             try:
                 f = of.open()
             except OSError as exc:
-                raise StorageError(f"read_jsonl: cannot open {of.path}: {exc}") from exc
+                raise self._error(f"cannot open {shown}", exc) from exc
             try:
                 with f:
-                    yield from self._lines(f, of.path)
+                    yield from self._lines(f, shown)
             except (OSError, EOFError, zlib.error) as exc:
-                raise StorageError(f"read_jsonl: cannot read {of.path}: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+                raise self._error(f"cannot read {shown}", exc) from exc
 
     def _lines(self, f: Any, path: str) -> Iterator[Any]:
         loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError

@@ -39,7 +39,11 @@ class StorageSource:
         self.storage_options = storage_options or {}
 
     def __repr__(self) -> str:
-        return f"from_storage({self.uri!r})"
+        from sesa_fp.secrets import mask_mapping, mask_url
+
+        so = (f", storage_options={mask_mapping(self.storage_options)!r}"
+              if self.storage_options else "")
+        return f"from_storage({mask_url(self.uri)!r}{so})"
 
     def manifest(self) -> Manifest:
         """The prefix's manifest."""
