@@ -47,6 +47,7 @@ CELLS = [
     new_code_cell(
         "report = run(pipeline)  # progress bar in Jupyter and on a terminal\n"
         "print(report)\n"
+        "assert report.conserved  # read = loaded + dropped + dead letters, from what committed\n"
         "assert report.read == report.loaded + report.dropped + report.dead_letters"),
     new_markdown_cell("A few loaded rows, straight from the files the loader wrote:"),
     new_code_cell(

@@ -18,7 +18,7 @@ def test_quickstart_notebook_executes() -> None:
     text = "\n".join(
         out.get("text", "") + "".join(str(v) for v in out.get("data", {}).values())
         for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
-    assert "read 3000  loaded 2959  dropped 25  dead letters 16" in text
+    assert "read 3000 = loaded 2959 + dropped 25 + dead letters 16" in text
     assert "16 dead letters" in text and "CastError" in text
     assert "transform tests passed" in text
     widgets = [out for cell in nb.cells if cell.cell_type == "code"
