@@ -13,7 +13,7 @@ import fsspec
 from sesa_fp.codec import loads
 from sesa_fp.errors import CorruptPartError, ManifestError
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, parse_manifest
-from sesa_fp.storage.writer import _join
+from sesa_fp.storage.writer import join_path
 
 __all__ = ["StorageSource", "from_storage", "read_manifest"]
 
@@ -21,7 +21,7 @@ __all__ = ["StorageSource", "from_storage", "read_manifest"]
 def read_manifest(uri: str, storage_options: dict[str, Any] | None = None) -> Manifest:
     """The manifest of a committed prefix; `ManifestError` if there is none."""
     fs, root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    path = _join(root, MANIFEST_NAME)
+    path = join_path(root, MANIFEST_NAME)
     try:
         data = fs.cat_file(path)
     except FileNotFoundError as exc:
@@ -53,7 +53,7 @@ class StorageSource:
         manifest = self.manifest()
         fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
         for part in manifest.parts:
-            path = _join(root, part.path)
+            path = join_path(root, part.path)
             try:
                 data = fs.cat_file(path)
             except FileNotFoundError as exc:

@@ -36,7 +36,6 @@ def join_path(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
 
 
-_join = join_path
 
 
 def _bucket_of(fs: Any, path: str) -> str | None:
@@ -161,7 +160,7 @@ class PartsWriter:
         try:
             fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
             if self.per_run:
-                root = _join(root, f"run_id={current_run_id() or 'adhoc'}")
+                root = join_path(root, f"run_id={current_run_id() or 'adhoc'}")
             check_location(fs, root, f"{self.kind} prefix {mask_url(fs.unstrip_protocol(root))}")
         except OSError as exc:
             raise StorageError(f"cannot prepare {self.kind} prefix {mask_url(self.uri)}: "
@@ -187,12 +186,12 @@ class PartsWriter:
         fs, root = self._fs, self._root
         assert root is not None
         fs.invalidate_cache(root)
-        existing = fs.glob(_join(root, _PART_GLOB))
+        existing = fs.glob(join_path(root, _PART_GLOB))
         self._gen = token_hex(4) if existing else ""
         self._old = None
         if existing:
             try:
-                self._old = parse_manifest(fs.cat_file(_join(root, MANIFEST_NAME)), root)
+                self._old = parse_manifest(fs.cat_file(join_path(root, MANIFEST_NAME)), root)
             except (OSError, StorageError):
                 self._old = None  # no readable commit: nothing to keep, nothing to reuse
 
@@ -206,7 +205,7 @@ class PartsWriter:
         name = f"part-{self._gen}-{n:05d}{ext}" if self._gen else f"part-{n:05d}{ext}"
         self._part_name = name
         self._written.append(name)
-        self._file = self._fs.open(_join(self._root, name), "wb")
+        self._file = self._fs.open(join_path(self._root, name), "wb")
         self._sha = hashlib.sha256()
         self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
         self._part_records = 0
@@ -246,7 +245,7 @@ class PartsWriter:
         if same is not None:
             # identical to the old commit's part here: keep that file, so a rerun of the same
             # input leaves the prefix byte for byte as it was
-            self._fs.rm_file(_join(self._root or "", info.path))
+            self._fs.rm_file(join_path(self._root or "", info.path))
             self._written.remove(info.path)
             info = attrs.evolve(info, path=same)
         self._parts.append(info)
@@ -264,7 +263,7 @@ class PartsWriter:
         # the manifest's word is not enough: a rerun must also repair a damaged part
         sha, size = hashlib.sha256(), 0
         try:
-            with self._fs.open(_join(self._root or "", p.path), "rb") as f:
+            with self._fs.open(join_path(self._root or "", p.path), "rb") as f:
                 while chunk := f.read(1 << 20):
                     sha.update(chunk)
                     size += len(chunk)
@@ -357,7 +356,7 @@ class PartsWriter:
     def _write_manifest(self, manifest: Manifest) -> None:
         assert self._root is not None
         self._make_dirs()
-        path = _join(self._root, MANIFEST_NAME)
+        path = join_path(self._root, MANIFEST_NAME)
         data = manifest.to_json()
         if "file" in self._fs.protocol or "local" in self._fs.protocol:
             # a rename replaces the old manifest in one step; readers see old or new, never half
@@ -373,11 +372,11 @@ class PartsWriter:
         the next commit tries again)."""
         fs, root = self._fs, self._root
         assert root is not None
-        keep = {_join(root, p.path).rstrip("/") for p in manifest.parts}
+        keep = {join_path(root, p.path).rstrip("/") for p in manifest.parts}
         try:
             fs.invalidate_cache(root)
-            stale = [p for p in fs.glob(_join(root, _PART_GLOB)) if p.rstrip("/") not in keep]
-            stale += fs.glob(_join(root, f"{MANIFEST_NAME}.*.tmp"))
+            stale = [p for p in fs.glob(join_path(root, _PART_GLOB)) if p.rstrip("/") not in keep]
+            stale += fs.glob(join_path(root, f"{MANIFEST_NAME}.*.tmp"))
             for path in stale:
                 fs.rm_file(path)
         except OSError as exc:
@@ -397,7 +396,7 @@ class PartsWriter:
         if root is not None:
             for name in written:  # best effort: without a manifest the parts are not a commit
                 try:
-                    self._fs.rm_file(_join(root, name))
+                    self._fs.rm_file(join_path(root, name))
                 except OSError as exc:
                     log_event("storage_abort_cleanup_failed", level=logging.WARNING,
                               kind=self.kind, part=name, error=f"{type(exc).__name__}: {exc}")
