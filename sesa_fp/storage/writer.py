@@ -36,8 +36,6 @@ def join_path(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
 
 
-
-
 def _bucket_of(fs: Any, path: str) -> str | None:
     """The bucket or container ``path`` lives in when ``fs`` is an object store (s3fs, gcsfs
     and adlfs all have ``split_path``); None for local, memory and other filesystems."""
