@@ -14,7 +14,8 @@ from sesa_fp.ids import id_strategy as make_id_fn
 from sesa_fp.result import current_run_id, each_record
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import Stage
-from sesa_fp.storage.writer import PartsWriter, check_location, join_path
+from sesa_fp.storage.location import check_location, join_path
+from sesa_fp.storage.writer import PartsWriter
 
 __all__ = ["FilesLoader", "load_files"]
 

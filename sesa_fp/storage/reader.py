@@ -12,8 +12,8 @@ import fsspec
 
 from sesa_fp.codec import loads
 from sesa_fp.errors import CorruptPartError, ManifestError
+from sesa_fp.storage.location import join_path
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, parse_manifest
-from sesa_fp.storage.writer import join_path
 
 __all__ = ["StorageSource", "from_storage", "read_manifest"]
 

@@ -19,53 +19,13 @@ from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import StageStats
+from sesa_fp.storage.location import bucket_of, check_location, join_path
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
 
-__all__ = ["PartsWriter", "check_location", "dlq_sink", "join_path", "to_storage"]
+__all__ = ["PartsWriter", "dlq_sink", "to_storage"]
 
 _FLUSH_BYTES = 1 << 20
 _PART_GLOB = "part-*.jsonl*"
-
-
-def join_path(root: str, name: str) -> str:
-    """``root/name`` with exactly one slash between them (fsspec paths and URLs alike).
-
-    >>> join_path("s3://bucket/staging/", "part-00000.jsonl")
-    's3://bucket/staging/part-00000.jsonl'
-    """
-    return f"{root.rstrip('/')}/{name}"
-
-
-def _bucket_of(fs: Any, path: str) -> str | None:
-    """The bucket or container ``path`` lives in when ``fs`` is an object store (s3fs, gcsfs
-    and adlfs all have ``split_path``); None for local, memory and other filesystems."""
-    split = getattr(fs, "split_path", None)
-    if not callable(split):
-        return None
-    bucket = split(path)[0]
-    return str(bucket) if bucket else None
-
-
-def check_location(fs: Any, path: str, what: str) -> None:
-    """Raise `StorageError` if ``path`` lives in a bucket or container that does not exist.
-
-    sesa_fp never creates buckets: a typo in a name must fail before any record is read,
-    not quietly make a bucket with default settings.
-
-    >>> check_location(fsspec.filesystem("memory"), "/anything/at/all", "staging")
-    """
-    bucket = _bucket_of(fs, path)
-    if bucket is None:
-        return
-    try:
-        found = fs.exists(bucket)
-    except OSError as exc:
-        raise StorageError(f"cannot check bucket {bucket!r} for {what}: {exc}") from exc
-    if not found:
-        raise StorageError(
-            f"bucket {bucket!r} does not exist ({what}); sesa_fp never creates buckets or "
-            "containers: create it, or fix the name"
-        )
 
 
 class PartsWriter:
@@ -174,7 +134,7 @@ class PartsWriter:
 
     def _make_dirs(self) -> None:
         # object stores have no directories, and their makedirs would create the bucket
-        if not self._dirs_made and _bucket_of(self._fs, self._root or "") is None:
+        if not self._dirs_made and bucket_of(self._fs, self._root or "") is None:
             self._fs.makedirs(self._root, exist_ok=True)
         self._dirs_made = True
 

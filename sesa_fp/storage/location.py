@@ -1,0 +1,51 @@
+"""Where a prefix lives: joining paths, and checking a bucket exists without creating it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sesa_fp.errors import StorageError
+
+__all__ = ["bucket_of", "check_location", "join_path"]
+
+
+def join_path(root: str, name: str) -> str:
+    """``root/name`` with exactly one slash between them (fsspec paths and URLs alike).
+
+    >>> join_path("s3://bucket/staging/", "part-00000.jsonl")
+    's3://bucket/staging/part-00000.jsonl'
+    """
+    return f"{root.rstrip('/')}/{name}"
+
+
+def bucket_of(fs: Any, path: str) -> str | None:
+    """The bucket or container ``path`` lives in when ``fs`` is an object store (s3fs, gcsfs
+    and adlfs all have ``split_path``); None for local, memory and other filesystems."""
+    split = getattr(fs, "split_path", None)
+    if not callable(split):
+        return None
+    bucket = split(path)[0]
+    return str(bucket) if bucket else None
+
+
+def check_location(fs: Any, path: str, what: str) -> None:
+    """Raise `StorageError` if ``path`` lives in a bucket or container that does not exist.
+
+    sesa_fp never creates buckets: a typo in a name must fail before any record is read,
+    not quietly make a bucket with default settings.
+
+    >>> import fsspec
+    >>> check_location(fsspec.filesystem("memory"), "/anything/at/all", "staging")
+    """
+    bucket = bucket_of(fs, path)
+    if bucket is None:
+        return
+    try:
+        found = fs.exists(bucket)
+    except OSError as exc:
+        raise StorageError(f"cannot check bucket {bucket!r} for {what}: {exc}") from exc
+    if not found:
+        raise StorageError(
+            f"bucket {bucket!r} does not exist ({what}); sesa_fp never creates buckets or "
+            "containers: create it, or fix the name"
+        )
