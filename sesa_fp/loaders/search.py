@@ -48,6 +48,7 @@ from sesa_fp.search.base import give_up_error
 from sesa_fp.search.config import kwargs_repr
 from sesa_fp.search.errors import RETRYABLE_ERROR_TYPES
 from sesa_fp.search.util import error_details
+from sesa_fp.secrets import Secret
 from sesa_fp.stats import Stage, StageStats
 from sesa_fp.stream import map_concurrent
 
@@ -422,8 +423,8 @@ def load_es(
     engine: str = "auto",
     hosts: Sequence[str] = ("http://127.0.0.1:9200",),
     username: str | None = None,
-    password: str | None = None,
-    api_key: str | None = None,
+    password: str | Secret | None = None,
+    api_key: str | Secret | None = None,
     verify_certs: bool = True,
     ca_certs: str | None = None,
     timeout: float = 30.0,

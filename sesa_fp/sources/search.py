@@ -23,6 +23,7 @@ from sesa_fp.search import (
     resolve_config,
 )
 from sesa_fp.search.config import kwargs_repr
+from sesa_fp.secrets import Secret
 from sesa_fp.stats import StageStats
 
 __all__ = ["META_FIELDS", "SearchSource", "es_source"]
@@ -360,8 +361,8 @@ def es_source(
     engine: str = "auto",
     hosts: Sequence[str] = ("http://127.0.0.1:9200",),
     username: str | None = None,
-    password: str | None = None,
-    api_key: str | None = None,
+    password: str | Secret | None = None,
+    api_key: str | Secret | None = None,
     verify_certs: bool = True,
     ca_certs: str | None = None,
     timeout: float = 30.0,
