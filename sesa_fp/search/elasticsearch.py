@@ -4,12 +4,34 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from sesa_fp import codec
 from sesa_fp.search.base import SearchClient
 from sesa_fp.search.errors import SearchTransportError
 from sesa_fp.search.util import error_details, require
 from sesa_fp.secrets import reveal
 
 __all__ = ["ElasticsearchClient"]
+
+
+def _codec_serializers() -> dict[str, Any]:
+    """elasticsearch-py's JSON and NDJSON serializers on `sesa_fp.codec` (both mimetypes and
+    their compatibility-mode twins): orjson's speed, integers beyond 64 bits exact both ways."""
+    from elasticsearch import serializer as es
+
+    class Json(es.JsonSerializer):
+        def json_dumps(self, data: Any) -> bytes:
+            return codec.dumps(data)
+
+        def json_loads(self, data: bytes) -> Any:
+            return codec.loads(data)
+
+    class Ndjson(Json, es.NdjsonSerializer):
+        mimetype: ClassVar[str] = "application/x-ndjson"
+
+    json_s, ndjson_s = Json(), Ndjson()
+    return {"application/json": json_s, "application/vnd.elasticsearch+json": json_s,
+            "application/x-ndjson": ndjson_s,
+            "application/vnd.elasticsearch+x-ndjson": ndjson_s}
 
 
 class ElasticsearchClient(SearchClient):
@@ -37,7 +59,7 @@ class ElasticsearchClient(SearchClient):
             kw["basic_auth"] = (c.username, reveal(c.password) or "")
         if c.api_key:
             kw["api_key"] = c.api_key.reveal()
-        return mod.Elasticsearch(hosts=list(c.hosts), **kw)
+        return mod.Elasticsearch(hosts=list(c.hosts), serializers=_codec_serializers(), **kw)
 
     def _translate(self, exc: Exception) -> SearchTransportError | None:
         import elastic_transport
