@@ -218,9 +218,6 @@ def test_staging_and_files_keep_values(docs: list[dict[str, Any]]) -> None:
         assert_same(_through_staging_and_files(iter(docs), prefix), docs)
 
 
-@pytest.mark.xfail(strict=True, reason="read_jsonl decodes with orjson.loads directly "
-                   "(sesa_fp/sources/files.py), which turns integers beyond 64 bits into "
-                   "floats; it must decode with sesa_fp.codec.loads. Remove this mark then.")
 @_settings
 @given(docs=st.lists(documents, max_size=6), ascii_only=st.booleans())
 @example(docs=[ODD_DOC, {}], ascii_only=True)

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import fsspec
-import orjson
 from returns.result import Failure
 
+from sesa_fp import codec
 from sesa_fp.errors import StorageError
 from sesa_fp.result import DeadLetter
 from sesa_fp.secrets import mask_mapping, mask_value, redact, reveal_tree, secret_strings
@@ -65,7 +65,7 @@ class JsonlSource:
                 raise self._error(f"cannot read {shown}", exc) from exc
 
     def _lines(self, f: Any, path: str) -> Iterator[Any]:
-        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        loads, JSONDecodeError = codec.loads, codec.JSONDecodeError
         lineno = 0
         for line in f:
             lineno += 1
