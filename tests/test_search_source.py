@@ -424,9 +424,12 @@ def test_elasticsearch_adapter_builds_its_client_and_maps_errors_without_io() ->
 
     from sesa_fp.search.elasticsearch import ElasticsearchClient
 
+    with pytest.raises(ConfigError, match="not both"):
+        SearchConfig(engine="elasticsearch", hosts=["https://u:pw@127.0.0.1:9"], api_key="k")
     client = connect(SearchConfig(engine="elasticsearch", hosts=["https://u:pw@127.0.0.1:9"],
-                                  api_key="k", verify_certs=False, timeout=3))
-    assert isinstance(client, ElasticsearchClient) and client.host == "https://u:***@127.0.0.1:9"
+                                  verify_certs=False, timeout=3))
+    assert isinstance(client, ElasticsearchClient) and client.host == "https://127.0.0.1:9"
+    assert "pw" not in repr(client.config) and client.config.username == "u"
     assert client.pit_sort == ["_shard_doc"] and client.pinned_sort is None
     down = client._translate(elastic_transport.ConnectionError("refused"))
     assert down is not None and down.unreachable and down.retryable

@@ -83,6 +83,12 @@ class SearchConfig:
     def __attrs_post_init__(self) -> None:
         # Credentials written into a host URL move to username/password here, so no host
         # string this config hands on (to clients, logs, errors) holds a secret.
+        self._move_url_credentials()
+        if self.api_key is not None and self.username is not None:
+            raise ConfigError("search connection: give either username/password (or "
+                              "credentials in the host URL) or api_key, not both")
+
+    def _move_url_credentials(self) -> None:
         found: set[tuple[str, str | None]] = set()
         hosts = []
         for h in self.hosts:
