@@ -4,7 +4,8 @@ orjson holds integers only within 64 bits: it decodes a wider one as a float (si
 refuses to encode one. `loads` re-reads such a line with the standard library's parser, which
 keeps arbitrary-precision integers; `dumps_line` writes such an integer verbatim. A value JSON
 cannot hold (NaN, infinities, lone surrogates, an unknown type) is a ``TypeError`` naming the
-field, never a silent change. Datetimes become ISO-8601, Decimals numbers.
+field, never a silent change. Datetimes become ISO-8601, Decimals JSON numbers with every
+digit they have.
 
 Known limits: an integer ``-0`` reads as ``0`` (Python ints have no sign of zero; ``-0.0``
 keeps its sign); integers of more than 4,300 digits (Python's conversion limit), floats beyond
@@ -116,8 +117,9 @@ def _default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise TypeError(f"cannot encode Decimal {value} as JSON: not a JSON number")
-        as_float = float(value)
-        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+        # written with every digit it has (a JSON number, never a string); readers that keep
+        # decimals (a numeric column) get it exactly, others get the nearest float
+        return orjson.Fragment(str(value).encode())
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=repr)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON: {value!r:.80}")

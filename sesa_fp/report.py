@@ -12,12 +12,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import attrs
+import fsspec
 import orjson
 
 from sesa_fp.errors import ConservationError
 from sesa_fp.logs import configure_logging, log_event, logger
 from sesa_fp.result import bound_run_id
-from sesa_fp.stats import Stage, walk
+from sesa_fp.secrets import mask_url
+from sesa_fp.stats import Stage, run_scope, walk
+from sesa_fp.storage.location import check_location, join_path, normalized
 from sesa_fp.stream import Pipeline, partition, pipe
 
 __all__ = ["RunReport", "default_dlq_uri", "new_run_id", "run"]
@@ -118,7 +121,12 @@ def _progress_bar(progress: bool | Literal["auto"], job: str | None) -> Any:
 
 def default_dlq_uri() -> str:
     """Where dead letters go when a stream reaches `run` with no `partition`: ``$SESA_DLQ``,
-    else ``sesa-dlq`` under the working directory (one ``run_id=...`` folder per run)."""
+    else ``sesa-dlq`` under the working directory (one ``run_id=...`` folder per run).
+
+    >>> import os
+    >>> default_dlq_uri() == (os.environ.get("SESA_DLQ") or "sesa-dlq")
+    True
+    """
     return os.environ.get("SESA_DLQ") or "sesa-dlq"
 
 
@@ -131,7 +139,16 @@ class _LazyDlq:
         self.writer: Any = None
 
     def __repr__(self) -> str:
-        return f"dlq_sink({self.uri!r})"
+        return f"dlq_sink({mask_url(self.uri)!r})"
+
+    def location(self) -> str:
+        return join_path(normalized(self.uri), "run_id=*")
+
+    def prepare(self) -> None:
+        """Check the place before any record is read (a missing bucket fails now), without
+        creating anything: a clean run leaves no trace."""
+        fs, path = fsspec.core.url_to_fs(self.uri)
+        check_location(fs, path, f"dead-letter queue {mask_url(self.uri)}")
 
     def write(self, item: Any) -> None:
         if self.writer is None:
@@ -208,7 +225,7 @@ def run(
     bar = _progress_bar(progress, job)
     n = 0
     try:
-        with bound_run_id(run_id):
+        with bound_run_id(run_id), run_scope():
             for _ in pipeline:
                 n += 1
                 if not n & 4095:

@@ -37,7 +37,8 @@ _SECRET_KEYS = frozenset({
     "auth_token", "bearer_token", "client_secret", "secret_key", "private_key",
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
     "account_key", "sas_token", "connection_string", "credential", "credentials",
-    "authorization", "sig", "signature",
+    "authorization", "sig", "signature", "passphrase", "pass", "access_key",
+    "secret_access_key",
 })
 _SECRET_SUFFIXES = ("_password", "_secret", "_token", "_api_key", "_account_key",
                     "_secret_key", "_private_key", "_credentials", "_signature")

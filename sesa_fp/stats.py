@@ -7,6 +7,7 @@ checks share, and the guard that keeps a sink to one stream at a time.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
@@ -15,7 +16,25 @@ import attrs
 
 from sesa_fp.errors import ConfigError
 
-__all__ = ["Stage", "StageStats", "refuse_sinks", "stats_of", "walk"]
+__all__ = ["Stage", "StageStats", "refuse_sinks", "run_scope", "stats_of", "walk"]
+
+_scope: contextvars.ContextVar[object | None] = contextvars.ContextVar("sesa_run_scope",
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def run_scope() -> Iterator[None]:
+    """One run (`run` opens it): a sink entered a second time inside it is refused, since it
+    would commit once per batch (a sink hidden in a closure under `map_concurrent`).
+
+    >>> with run_scope():
+    ...     pass
+    """
+    token = _scope.set(object())
+    try:
+        yield
+    finally:
+        _scope.reset(token)
 
 
 @attrs.define
@@ -80,6 +99,7 @@ class Stage:
         self.name = name
         self.stats = StageStats(name=name, kind=self.kind)
         self._busy = threading.Lock()
+        self._entered_in: object | None = None
 
     def __call__(self, upstream: Iterable[Any]) -> Iterator[Any]:
         return self._iter(upstream)
@@ -97,8 +117,18 @@ class Stage:
         if not self._busy.acquire(blocking=False):
             raise ConfigError(
                 f"{self.name} is already running in another stream: a sink commits once per "
-                "stream, so make one per pipeline (call the factory again)"
+                "stream, so make one per pipeline (call the factory again), or close the "
+                "earlier iteration (it.close())"
             )
+        scope = _scope.get()
+        if scope is not None and self._entered_in is scope:
+            self._busy.release()
+            raise ConfigError(
+                f"{self.name} was entered twice in one run, so it would commit once per batch "
+                "(is it called inside a function given to map_concurrent?); put it in "
+                "pipe(...) itself, after unbatched()"
+            )
+        self._entered_in = scope
         try:
             yield
         finally:
@@ -124,7 +154,13 @@ def walk(obj: Any) -> Iterator[Any]:
 
 
 def stats_of(obj: Any) -> Iterator[StageStats]:
-    """The counters of ``obj`` and of everything nested in it, in order."""
+    """The counters of ``obj`` and of everything nested in it, in order.
+
+    >>> class Box(Stage):
+    ...     def children(self): return (Stage("inner"),)
+    >>> [s.name for s in stats_of(Box("outer"))]
+    ['outer', 'inner']
+    """
     for node in walk(obj):
         stats = getattr(node, "stats", None)
         if isinstance(stats, StageStats):
@@ -132,7 +168,14 @@ def stats_of(obj: Any) -> Iterator[StageStats]:
 
 
 def refuse_sinks(fn: Any, where: str) -> None:
-    """Raise `ConfigError` if ``fn`` is or holds a sink, which cannot run ``where``."""
+    """Raise `ConfigError` if ``fn`` is or holds a sink, which cannot run ``where``.
+
+    >>> class Sink(Stage):
+    ...     sink = True
+    >>> refuse_sinks(Sink("load_x"), "inside chain()")
+    Traceback (most recent call last):
+    sesa_fp.errors.ConfigError: load_x is a sink (it commits once per stream) and cannot run inside chain(), ...
+    """  # noqa: E501
     for node in walk(fn):
         if getattr(node, "sink", False):
             raise ConfigError(

@@ -24,6 +24,7 @@ from sesa_fp.concurrency import (
 from sesa_fp.errors import ConfigError
 from sesa_fp.logs import log_event
 from sesa_fp.result import each_record
+from sesa_fp.secrets import mask_url
 from sesa_fp.stats import Stage, StageStats, refuse_sinks, stats_of, walk
 
 __all__ = [
@@ -118,11 +119,7 @@ class Pipeline:
     def read_count(self) -> int:
         """Records the sources yielded in the last iteration; the partitions of a `merge` of
         pipelines count at their own sources, before their stages drop anything."""
-        src = self.source
-        if isinstance(src, Merge) and any(isinstance(c, Pipeline) for c in src.sources):
-            return sum(c.read_count() if isinstance(c, Pipeline) else n
-                       for c, n in zip(src.sources, src.counts, strict=True))
-        return self.source_stats.n_out
+        return _leaf_reads(self.source, self.source_stats.n_out)
 
     def __iter__(self) -> Iterator[Any]:
         for s in self.stats():
@@ -167,29 +164,58 @@ class Pipeline:
         return f"pipe(\n{inner})"
 
 
+def _leaf_reads(node: Any, n: int) -> int:
+    """Records read at the leaves under ``node`` (which yielded ``n`` items itself)."""
+    if isinstance(node, Pipeline):
+        return node.read_count()
+    if isinstance(node, Merge):
+        return sum(_leaf_reads(c, k) for c, k in zip(node.sources, node.counts, strict=True))
+    return n
+
+
 def _short_repr(obj: Any) -> str:
     text = repr(obj)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_sinks(source: Iterable[Any], stages: tuple[Callable[..., Any], ...]) -> None:
-    """Sinks commit once per stream: top-level stages of one pipe, each object used once."""
+    """What a composition must be for its report to be true, checked when it is built: sinks
+    are top-level stages of one pipe; no stage, sink or writer object is used twice (they
+    hold one stream's counters and commit); no two writers commit to the same place; nothing
+    after the last loader can drop a record or make a dead letter of one already loaded."""
     for node in walk(source):
         if node is not source and getattr(node, "sink", False):
             raise ConfigError(f"{node!r} is a sink inside the source {_short_repr(source)}; "
                               "put it in the outer pipe(...), after the source")
-    seen: dict[int, Any] = {}
     for st in stages:
         for node in walk(st):
             if node is not st and getattr(node, "sink", False):
                 raise ConfigError(f"{node!r} is a sink nested inside {st!r}, where it would "
                                   "commit more than once; put it in pipe(...) itself")
-            if (getattr(node, "sink", False) or isinstance(node, Writer)) \
-                    and not isinstance(node, _CallWriter):
-                if id(node) in seen:
-                    raise ConfigError(f"{node!r} appears twice in one pipeline; a sink or "
-                                      "writer commits once per stream: make one for each place")
-                seen[id(node)] = node
+    seen: set[int] = set()
+    places: dict[str, Any] = {}
+    for node in itertools.chain(walk(source), *map(walk, stages)):
+        if isinstance(node, Stage) or (isinstance(node, Writer)
+                                       and not isinstance(node, _CallWriter)):
+            if id(node) in seen:
+                raise ConfigError(f"{node!r} appears twice in one pipeline; a stage keeps one "
+                                  "stream's counts and a sink or writer commits once per "
+                                  "stream: make one for each place (call the factory again)")
+            seen.add(id(node))
+        location = getattr(node, "location", None)
+        if callable(location) and not isinstance(node, Pipeline):
+            where = location()
+            if where in places:
+                raise ConfigError(
+                    f"{places[where]!r} and {node!r} both commit to {mask_url(where)}; the "
+                    "second commit would replace the first: give each its own prefix")
+            places[where] = node
+    loaders = [i for i, st in enumerate(stages) if getattr(st, "kind", None) == "loader"]
+    for st in stages[loaders[-1] + 1:] if loaders else ():
+        if getattr(st, "kind", None) in ("stage", "concurrent"):
+            raise ConfigError(f"{st!r} comes after the loader {stages[loaders[-1]]!r}: records "
+                              "it drops or fails would already be loaded; put transforms "
+                              "before the loader (after it: partition, tee)")
 
 
 def pipe(source: Iterable[Any], *stages: Callable[[Iterable[Any]], Iterable[Any]]) -> Pipeline:
@@ -287,6 +313,16 @@ def chain(*stages: Callable[[Iterable[Any]], Iterable[Any]]) -> Chain:
     return Chain(tuple(stages))
 
 
+def _quietly(fn: Callable[[], Any], cause: BaseException, *, what: str) -> None:
+    """Run a clean-up while ``cause`` is being raised; its own failure is logged, so it never
+    hides the error that stopped the stream."""
+    try:
+        fn()
+    except Exception as exc:
+        log_event("cleanup_failed", what=what, error=f"{type(exc).__name__}: {exc}",
+                  while_handling=f"{type(cause).__name__}: {cause}")
+
+
 def _prepare(writer: Any) -> None:
     prepare = getattr(writer, "prepare", None)
     if callable(prepare):
@@ -314,8 +350,8 @@ class _Tee(Stage):
                 yield from each_record(upstream, writer.write, stage=self.name,
                                        errors=(TypeError, ValueError), stats=self.stats,
                                        passthrough=True)
-            except BaseException:
-                writer.abort()
+            except BaseException as exc:
+                _quietly(writer.abort, exc, what=f"aborting {writer!r}")
                 raise
             n = writer.commit()
             written = self.stats.n_out - written
@@ -359,19 +395,18 @@ class _Partition(Stage):
                         sent += 1
                         continue
                     yield item.unwrap() if t is Success else item
-            finally:
-                self.stats.add(n_in=n_in, n_out=n_in - sent, failed=sent)
+            except BaseException as exc:
                 # Dead letters are facts: they are committed when the stream fails or stops
-                # early too, so a failed run never takes its dead letters with it.
-                self._commit(sent)
+                # early too, so a failed run never takes its dead letters with it; a failing
+                # commit then is logged, and the error that stopped the stream is raised.
+                self.stats.add(n_in=n_in, n_out=n_in - sent, failed=sent)
+                _quietly(lambda: self._commit(sent), exc, what=f"committing {dlq!r}")
+                raise
+            self.stats.add(n_in=n_in, n_out=n_in - sent, failed=sent)
+            self._commit(sent)
 
     def _commit(self, sent: int) -> None:
-        try:
-            n = self.dlq.commit()
-        except Exception as exc:
-            log_event("dlq_commit_failed", dlq=repr(self.dlq), dead_letters=sent,
-                      error=f"{type(exc).__name__}: {exc}")
-            raise
+        n = self.dlq.commit()
         self.stats.add(committed=n if isinstance(n, int) else sent)
 
 

@@ -265,3 +265,87 @@ def test_failed_run_keeps_dead_letters_and_reports_what_committed(tmp_path: Any)
     assert report.dead_letters == 5 == len(list(from_storage(dlq_uri)))
     assert report.emitted == 5 and report.unaccounted == 0
     assert report.read == 10 and report.conserved is True
+
+
+def test_two_writers_on_one_prefix_are_refused(tmp_path: Any) -> None:
+    dlq = str(tmp_path / "dlq")
+    with pytest.raises(ConfigError, match="both commit to"):
+        pipe([{"n": 1}], stage(first), partition(dlq_sink(dlq, per_run=False)),
+             load_files(str(tmp_path / "out"), dataset="d"),
+             partition(dlq_sink(dlq + "/", per_run=False)))
+    with pytest.raises(ConfigError, match="both commit to"):  # the default DLQ, same place
+        run(pipe([{"n": 1}], partition(dlq_sink(dlq)), stage(first)), dlq=dlq, progress=False)
+    with pytest.raises(ConfigError, match="both commit to"):
+        pipe([{"n": 1}], load_files(str(tmp_path / "o"), dataset="a", run_key="r"),
+             load_files(str(tmp_path / "o"), dataset="b", run_key="r"))
+
+
+def test_a_sink_hidden_in_a_function_under_map_concurrent_is_refused_at_run() -> None:
+    loader = load_files(f"memory://acct/{uuid.uuid4().hex}", dataset="x", run_key="k")
+    with pytest.raises(ConfigError, match="entered twice in one run"):
+        run(pipe([{"n": i} for i in range(30)], batched(10),
+                 map_concurrent(lambda b: list(loader(b)), workers=1), unbatched()),
+            progress=False)
+
+
+def test_a_stage_used_twice_is_refused_even_across_merged_partitions() -> None:
+    s = stage(first)
+    with pytest.raises(ConfigError, match="appears twice"):
+        pipe([{"k": "ok"}], s, s)
+    with pytest.raises(ConfigError, match="appears twice"):
+        pipe(merge(pipe([{"k": "ok"}], s), pipe([{"k": "ok"}], s)))
+
+
+def test_read_counts_the_leaves_of_nested_merges() -> None:
+    inner = pipe([{"k": k} for k in ["ok", "drop"] * 5], stage(first))
+    report = run(pipe(merge(merge(inner), [{"k": "ok"}])), progress=False)
+    assert (report.read, report.emitted, report.dropped, report.conserved) == (11, 6, 5, True)
+
+
+def test_transforms_after_the_loader_are_refused() -> None:
+    with pytest.raises(ConfigError, match="after the loader"):
+        pipe([{"k": "ok"}], load_files("memory://acct/x", dataset="d"), stage(first))
+    pipe([{"k": "ok"}], load_files("memory://acct/y", dataset="d"),
+         tee(to_storage("memory://acct/y-staged")), partition(dlq_sink("memory://acct/y-dlq")))
+
+
+def test_a_failing_dlq_commit_does_not_hide_what_stopped_the_stream() -> None:
+    class BrokenCommit:
+        def write(self, item: Any) -> None:
+            pass
+
+        def commit(self) -> int:
+            raise OSError("disk full")
+
+        def abort(self) -> None:
+            pass
+
+    def source() -> Any:
+        yield {"k": "fail1"}
+        raise RuntimeError("the real cause")
+
+    with pytest.raises(RuntimeError, match="the real cause"):
+        run(pipe(source(), stage(first, errors=(Bad,)), partition(BrokenCommit())),
+            progress=False)
+
+
+def test_default_dlq_is_masked_and_checked_before_reading(
+        s3_bucket: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, opts = s3_bucket
+    monkeypatch.setitem(fsspec.config.conf, "s3", opts)  # the S3 server's endpoint and keys
+    pulled: list[int] = []
+
+    def source() -> Any:
+        for i in range(5):
+            pulled.append(i)
+            yield {"k": "fail1"}
+
+    with pytest.raises(Exception, match="no-such-bucket-zz") as info:
+        run(pipe(source(), stage(first, errors=(Bad,))), progress=False,
+            dlq="s3://no-such-bucket-zz/dlq")
+    assert pulled == [], "the dead-letter queue must be checked before any record is read"
+    assert "PlantedPw" not in repr(partition(dlq_sink("memory://u:PlantedPw@h/dlq")))
+    report = run(pipe([{"k": "fail1"}], stage(first, errors=(Bad,))), progress=False,
+                 dlq="memory://etl:PlantedPw99@dlqhost/dlq")
+    assert "PlantedPw99" not in report.to_json() and report.dead_letters == 1
+    del info

@@ -355,3 +355,15 @@ def test_engine_refusals_are_dead_letters(search_url: str, search_admin: Any) ->
         assert sorted(d.record["_id"].rsplit("-", 1)[1] for d in dead) == list("123456")
     finally:
         search_admin.drop(index)
+
+
+def test_decimals_are_written_as_numbers_with_every_digit() -> None:
+    import json
+
+    from sesa_fp.codec import dumps_line
+
+    values = [decimal.Decimal(v) for v in
+              ("12345678901234567890123", "0.1000000000000000000001", "1.10", "-0", "1E+2")]
+    line = dumps_line({"d": values})
+    parsed = json.loads(line, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+    assert parsed["d"] == values and b'"' not in line.split(b":", 1)[1]

@@ -12,6 +12,7 @@ from returns.result import Failure
 from sesa_fp.dataset import DatasetTemplate
 from sesa_fp.errors import ConfigError, RecordError
 from sesa_fp.result import DeadLetter, split_results, stage
+from sesa_fp.secrets import mask_mapping
 from sesa_fp.stats import Stage
 from sesa_fp.transforms.classes import python_class
 
@@ -39,7 +40,7 @@ class _SeedExtractor:
         self.name, self.cls, self.options = name, cls, options
 
     def __repr__(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        opts = "".join(f", {k}={v!r}" for k, v in mask_mapping(self.options).items())
         return f"plugin_extractor({self.name!r}{opts})"
 
     def __iter__(self) -> Iterator[Any]:
@@ -72,8 +73,8 @@ class _SeedLoader(Stage):
         self.options, self.batch_size = options, batch_size
 
     def __repr__(self) -> str:
-        return (f"plugin_loader({self.plugin!r}, connection={self.connection!r}, "
-                f"dataset={self.dataset.template!r}, options={self.options!r})")
+        return (f"plugin_loader({self.plugin!r}, connection={mask_mapping(self.connection)!r}, "
+                f"dataset={self.dataset.template!r}, options={mask_mapping(self.options)!r})")
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
         with self.exclusive():

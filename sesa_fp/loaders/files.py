@@ -14,7 +14,7 @@ from sesa_fp.ids import id_strategy as make_id_fn
 from sesa_fp.result import current_run_id, each_record
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import Stage
-from sesa_fp.storage.location import check_location, join_path
+from sesa_fp.storage.location import check_location, join_path, normalized
 from sesa_fp.storage.writer import PartsWriter
 
 __all__ = ["FilesLoader", "load_files"]
@@ -52,6 +52,11 @@ class FilesLoader(Stage):
         self.max_open_datasets = max_open_datasets
         self.last_counts: dict[str, int] = {}
         self._writers: dict[str, PartsWriter] = {}
+
+    def location(self) -> str:
+        """Where this loader commits: its root, per run key."""
+        key = self.run_key or "<run id>"
+        return join_path(normalized(self.root, self.storage_options), f"*/run={key}")
 
     def __repr__(self) -> str:
         extra = "" if self.id_spec is None else f", id_strategy={self.id_spec!r}"

@@ -130,7 +130,15 @@ class SearchClient(abc.ABC):
 def backoff_wait(base: float, cap: float = 30.0) -> tenacity.wait.wait_base:
     """Exponential backoff with jitter over the upper half, as a tenacity wait: attempt ``n``
     waits between half and all of ``min(cap, base * 2 ** (n - 1))`` (a fixed half plus
-    tenacity's full-jitter half, so retries spread out but never fire at once)."""
+    tenacity's full-jitter half, so retries spread out but never fire at once).
+
+    >>> import tenacity
+    >>> wait = backoff_wait(0.5)
+    >>> state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+    >>> state.attempt_number = 3
+    >>> 1.0 <= wait(state) <= 2.0
+    True
+    """
     half, half_cap = base / 2, cap / 2
     return (tenacity.wait_exponential(multiplier=half, max=half_cap)
             + tenacity.wait_random_exponential(multiplier=half, max=half_cap))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import fsspec
+
 from sesa_fp.errors import StorageError
 
-__all__ = ["bucket_of", "check_location", "join_path"]
+__all__ = ["bucket_of", "check_location", "join_path", "normalized"]
 
 
 def join_path(root: str, name: str) -> str:
@@ -20,7 +22,12 @@ def join_path(root: str, name: str) -> str:
 
 def bucket_of(fs: Any, path: str) -> str | None:
     """The bucket or container ``path`` lives in when ``fs`` is an object store (s3fs, gcsfs
-    and adlfs all have ``split_path``); None for local, memory and other filesystems."""
+    and adlfs all have ``split_path``); None for local, memory and other filesystems.
+
+    >>> import fsspec
+    >>> bucket_of(fsspec.filesystem("memory"), "/x/y") is None
+    True
+    """
     split = getattr(fs, "split_path", None)
     if not callable(split):
         return None
@@ -40,6 +47,9 @@ def check_location(fs: Any, path: str, what: str) -> None:
     bucket = bucket_of(fs, path)
     if bucket is None:
         return
+    if ":" in bucket or "@" in bucket:  # credentials written into the URL, read as a name
+        raise StorageError(f"{what}: the bucket part of the URL holds credentials; pass them "
+                           "in storage_options (key/secret, account_key...) instead")
     try:
         found = fs.exists(bucket)
     except OSError as exc:
@@ -49,3 +59,14 @@ def check_location(fs: Any, path: str, what: str) -> None:
             f"bucket {bucket!r} does not exist ({what}); sesa_fp never creates buckets or "
             "containers: create it, or fix the name"
         )
+
+
+def normalized(uri: str, storage_options: dict[str, Any] | None = None) -> str:
+    """``uri`` as one canonical URL (protocol made explicit, relative paths absolute, no
+    trailing slash), to tell whether two writers would commit to the same place. No I/O.
+
+    >>> normalized("memory://x/staging/") == normalized("memory:///x/staging")
+    True
+    """
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    return str(fs.unstrip_protocol(path.rstrip("/") or "/"))

@@ -19,7 +19,7 @@ from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import StageStats
-from sesa_fp.storage.location import bucket_of, check_location, join_path
+from sesa_fp.storage.location import bucket_of, check_location, join_path, normalized
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
 
 __all__ = ["PartsWriter", "dlq_sink", "to_storage"]
@@ -82,6 +82,11 @@ class PartsWriter:
               if self.storage_options else "")
         return (f"{fn}({mask_url(self.uri)!r}, gzip={self.gzip}, "
                 f"part_max_mb={self.part_max_bytes / 2**20:g}{so})")
+
+    def location(self) -> str:
+        """Where this writer commits (a per-run writer: each run's folder below its prefix)."""
+        where = normalized(self.uri, self.storage_options)
+        return join_path(where, "run_id=*") if self.per_run else where
 
     def _reset(self) -> None:
         self._root: str | None = None

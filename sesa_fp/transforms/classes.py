@@ -12,6 +12,7 @@ from sesa_fp.concurrency import worker_scope
 from sesa_fp.errors import ConfigError
 from sesa_fp.imports import import_object
 from sesa_fp.result import DeadLetter, each_record, split_results
+from sesa_fp.secrets import mask_mapping
 from sesa_fp.stats import Stage
 
 __all__ = ["Transformer", "TransformerStage", "python_class"]
@@ -66,7 +67,7 @@ class TransformerStage(Stage):
         )
 
     def __repr__(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        opts = "".join(f", {k}={v!r}" for k, v in mask_mapping(self.options).items())
         return f"python_class({self.path!r}{opts})"
 
     def _open(self) -> Any:
