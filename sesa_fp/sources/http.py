@@ -15,13 +15,14 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 import tenacity
 
 from sesa_fp import codec
+from sesa_fp.concurrency import merge
 from sesa_fp.errors import ConfigError, SesaError
 from sesa_fp.logs import log_event
 from sesa_fp.search.base import backoff_wait
@@ -308,6 +309,7 @@ class HttpSource:
                  rate_limit: str | float | RateLimiter | None, auth: Any,
                  timeout: float, max_retries: int, retry_backoff: float,
                  max_retry_after: float, start: Mapping[str, Any] | None,
+                 partitions: Sequence[Mapping[str, Any]] | None = None,
                  label: str | None = None,
                  partition_params: Mapping[str, Any] | None = None) -> None:
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http",
@@ -341,7 +343,12 @@ class HttpSource:
         self.retry_backoff = float(_positive("retry_backoff", retry_backoff))
         self.max_retry_after = float(_positive("max_retry_after", max_retry_after))
         self.start = None if start is None else dict(start)
-        if self.start is not None and self.start != _DONE:
+        if partitions is not None and (isinstance(partitions, (str, Mapping)) or not all(
+                isinstance(p, Mapping) for p in partitions) or not partitions):
+            raise ConfigError("http_source: partitions must be a non-empty list of params "
+                              "mappings (one per partition)")
+        self.partition_specs = None if partitions is None else [dict(p) for p in partitions]
+        if self.start is not None and self.start != _DONE and partitions is None:
             PageRequest.from_position(self.start)  # checked now, not at the first page
         self.label = label
         # the params a partition adds to its source's (None: not a partition)
@@ -358,6 +365,16 @@ class HttpSource:
         self._len = 0
         self._done = False
         self.pages = 0  # pages read in the last iteration
+        self._parts: list[HttpSource] = []
+        if self.partition_specs is not None:
+            starts: list[Any] = [None] * len(self.partition_specs)
+            if self.start is not None:
+                starts = list(self.start.get("partitions") or [])
+                if len(starts) != len(self.partition_specs):
+                    raise ConfigError(f"http_source: start={self.start!r} is not a position "
+                                      f"of {len(self.partition_specs)} partitions")
+            self._parts = [self.partition(params=p, start=st)
+                           for p, st in zip(self.partition_specs, starts, strict=True)]
 
     def _stats_name(self) -> str:
         base = f"http_source({mask_url(self.url)!r})"
@@ -385,9 +402,18 @@ class HttpSource:
         """  # noqa: E501
         extra = dict(params or {})
         return HttpSource(self.url, **{**self._kwargs(), "params": {**self.params, **extra},
-                                       "start": start},
+                                       "start": start, "partitions": None},
                           label=label or (",".join(f"{k}={v}" for k, v in extra.items())
                                           or None), partition_params=extra)
+
+    def partitions(self) -> list[HttpSource]:
+        """The partitions ``partitions=`` made (sharing this source's rate limit), or a list
+        holding this source: iterate them in parallel (threads, ``merge``)."""
+        return list(self._parts) if self._parts else [self]
+
+    def children(self) -> tuple[Any, ...]:
+        """The partitions, whose counters the report reads."""
+        return tuple(self._parts)
 
     def __repr__(self) -> str:
         items = [repr(mask_url(self.url))]
@@ -410,6 +436,8 @@ class HttpSource:
             if getattr(self, name) != default:
                 items.append(f"{name}={getattr(self, name)!r}")
         if self.partition_params is None:
+            if self.partition_specs is not None:
+                items.append(f"partitions={[mask_mapping(p) for p in self.partition_specs]!r}")
             if self.start is not None:
                 items.append(f"start={self.start!r}")
             return f"http_source({', '.join(items)})"
@@ -424,6 +452,8 @@ class HttpSource:
         """Where a resumed read starts: ``{"url", "params", "with_params", "skip"}`` (the
         request of a page and the records of it already yielded), ``{"done": True}`` after
         the last page, or the ``start`` given (None: the beginning) before the first."""
+        if self._parts:
+            return {"partitions": [p.position for p in self._parts]}
         if self._done:
             return dict(_DONE)
         req = self._req
@@ -436,6 +466,8 @@ class HttpSource:
 
     # -- reading --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
+        if self._parts:  # read at once, a thread each, under the one rate limit
+            return iter(merge(*self._parts))
         return self._read()
 
     def _client(self) -> httpx.Client:
@@ -589,6 +621,7 @@ def http_source(
     retry_backoff: float = 0.5,
     max_retry_after: float = 120.0,
     start: Mapping[str, Any] | None = None,
+    partitions: Sequence[Mapping[str, Any]] | None = None,
 ) -> HttpSource:
     """Records of a JSON API: each element of the list at ``records`` (a dotted path into the
     body; None for a body that is the list), page after page as ``paginate`` says
@@ -599,7 +632,9 @@ def http_source(
     partitions. ``auth`` is `bearer`, `basic` or `api_key` (held as `Secret`). 429 and 503
     wait as ``Retry-After`` says (at most ``max_retry_after`` s); other 5xx, timeouts and
     dropped connections back off from ``retry_backoff`` s; ``max_retries`` per page.
-    ``start`` is a saved ``.position``.
+    ``start`` is a saved ``.position``. ``partitions=[{"region": "eu"}, ...]`` reads one
+    partition per params mapping at once (a thread each, one rate limit for all); each keeps
+    its own position.
 
     >>> from sesa_fp.sources.pagination import cursor
     >>> http_source("https://api.example/v1/items", params={"status": "open"},
@@ -609,5 +644,5 @@ def http_source(
     return HttpSource(url, params=params, headers=headers, records=records, paginate=paginate,
                       rate_limit=rate_limit, auth=auth, timeout=timeout,
                       max_retries=max_retries, retry_backoff=retry_backoff,
-                      max_retry_after=max_retry_after, start=start)
+                      max_retry_after=max_retry_after, start=start, partitions=partitions)
 
