@@ -65,6 +65,21 @@ class SearchExtractor:
 
 
 @attrs.define
+class ApiExtractor:
+    url: str = attrs.field(repr=masked_repr)
+    params: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+    headers: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+    records: str | None = "data.items"
+    paginate: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = attrs.field(default=None, repr=masked_repr)
+    rate_limit: str | None = None
+    timeout: float = 30.0
+    max_retries: int = 5
+    retry_backoff: float = 0.5
+    partitions: list[dict[str, Any]] | None = None
+
+
+@attrs.define
 class FilesConnection:
     root: str = attrs.field(default="out", repr=masked_repr)
     storage_options: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
@@ -174,6 +189,30 @@ def _search_source(engine: str) -> Any:
     return build
 
 
+def _build_api(s: ApiExtractor, job: JobSpec) -> Any:
+    from sesa_fp.sources.http import auth_from_dict, http_source
+    from sesa_fp.sources.pagination import paginator_from_dict
+
+    kw: dict[str, Any] = {}
+    if s.params:
+        kw["params"] = s.params
+    if s.headers:
+        kw["headers"] = s.headers
+    if s.records != "data.items":
+        kw["records"] = s.records
+    if s.paginate is not None:
+        kw["paginate"] = paginator_from_dict(s.paginate, "extractor.paginate")
+    if s.auth is not None:
+        kw["auth"] = auth_from_dict(s.auth, "extractor.auth")
+    for name, default in (("rate_limit", None), ("timeout", 30.0), ("max_retries", 5),
+                          ("retry_backoff", 0.5)):
+        if getattr(s, name) != default:
+            kw[name] = getattr(s, name)
+    if s.partitions:  # read at once, a thread each, under the one rate limit
+        kw["partitions"] = s.partitions
+    return http_source(s.url, **kw)
+
+
 def _search_loader(engine: str) -> Any:
     def build(s: SearchLoader, job: JobSpec) -> Any:
         from sesa_fp.loaders.search import load_es
@@ -263,6 +302,7 @@ register("extractor", Plugin("elasticsearch", SearchExtractor, _search_source("a
                              requires="elasticsearch", extra="es"))
 register("extractor", Plugin("opensearch", SearchExtractor, _search_source("opensearch"),
                              requires="opensearchpy", extra="opensearch"))
+register("extractor", Plugin("api", ApiExtractor, _build_api))
 register("loader", Plugin("files", FilesLoader, _build_files))
 register("loader", Plugin("elasticsearch", SearchLoader, _search_loader("auto"),
                           requires="elasticsearch", extra="es"))
