@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import itertools
 import logging
+import operator
 import re
 import threading
 import time
@@ -19,6 +21,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
+import orjson
 import tenacity
 
 from sesa_fp import codec
@@ -262,6 +265,42 @@ class RateLimiter:
 
 
 # -- the source ---------------------------------------------------------------------------------
+_PLAIN = frozenset({str, int, bool, type(None)})
+_WIDE = 2.0**63
+
+
+def _widened(value: Any) -> bool:
+    """True if orjson may have read an integer beyond 64 bits as a float (`sesa_fp.codec`'s
+    check); a list of flat objects without floats, as a page's records usually are, is
+    checked in one pass in C rather than value by value."""
+    t = type(value)
+    if t is dict:
+        return any(map(_widened, value.values()))
+    if t is list:
+        try:
+            values = itertools.chain.from_iterable(map(dict.values, value))
+            if _PLAIN.issuperset(map(type, values)):
+                return False
+        except TypeError:  # not a list of objects
+            pass
+        return any(map(_widened, value))
+    return t is float and not -_WIDE < value < _WIDE
+
+
+def _decode(content: bytes) -> Any:
+    """A page's body, exactly: `sesa_fp.codec.loads` (integers beyond 64 bits stay ints),
+    with its check made cheap for pages.
+
+    >>> _decode(b'{"data": {"items": [{"id": 1}, {"id": 123456789012345678901234}]}}')
+    {'data': {'items': [{'id': 1}, {'id': 123456789012345678901234}]}}
+    """
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return codec.loads(content)  # refused the same way, or an integer beyond 1e308
+    return codec.loads(content) if _widened(body) else body
+
+
 def _first_line(body: bytes, limit: int = 200) -> str:
     text = body[:4096].decode("utf-8", "replace").strip()
     line = text.splitlines()[0] if text else ""
@@ -351,6 +390,7 @@ class HttpSource:
         if self.start is not None and self.start != _DONE and partitions is None:
             PageRequest.from_position(self.start)  # checked now, not at the first page
         self.label = label
+        self._backoff = backoff_wait(self.retry_backoff)
         # the params a partition adds to its source's (None: not a partition)
         self.partition_params = None if partition_params is None else dict(partition_params)
         self.host = mask_url(f"{urllib.parse.urlsplit(url).scheme}://"
@@ -361,7 +401,9 @@ class HttpSource:
         self.stats = StageStats(name=self._stats_name(), kind="http")
         self._req: PageRequest | None = None  # the page being read
         self._next: PageRequest | None = None  # the page after it (None: it is the last)
-        self._i = 0  # records of the page being read that were yielded
+        # the records of the page being read, as an iterator: its length hint tells how
+        # many were yielded without a counter per record
+        self._it: Iterator[Any] = iter(())
         self._len = 0
         self._done = False
         self.pages = 0  # pages read in the last iteration
@@ -459,10 +501,11 @@ class HttpSource:
         req = self._req
         if req is None:
             return self.start
-        if self._i >= self._len:
+        yielded = self._len - operator.length_hint(self._it)
+        if yielded >= self._len:
             nxt = self._next
             return dict(_DONE) if nxt is None else nxt.as_position(0)
-        return req.as_position(self._i)
+        return req.as_position(yielded)
 
     # -- reading --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
@@ -476,7 +519,7 @@ class HttpSource:
                             follow_redirects=True, http2=False)
 
     def _read(self) -> Iterator[Any]:
-        self._req, self._next, self._i, self._len, self._done = None, None, 0, 0, False
+        self._req, self._next, self._it, self._len, self._done = None, None, iter(()), 0, False
         self.pages = 0
         if self.start == _DONE:
             self._done = True
@@ -486,7 +529,8 @@ class HttpSource:
         else:
             req, skip = self.paginate.first(self.url), 0
         client = self._client()
-        n = 0
+        n = 0  # records of the pages done
+        skipped = 0  # records of the page being read that a resumed read skipped
         seen: dict[tuple[Any, ...], int] = {}
         try:
             nxt: PageRequest | None = req
@@ -503,20 +547,24 @@ class HttpSource:
                 page = self._page(client, req)
                 nxt = self.paginate.next(page)
                 items = page.records
-                self._req, self._next, self._i, self._len = req, nxt, skip, len(items)
-                for rec in items[skip:] if skip else items:
-                    if type(rec) is not dict:
-                        raise HttpPageError(self._redact(
-                            f"http_source: page {self.pages} ({req.describe()}): record "
-                            f"{self._i} at {self.records or 'the body'!r} is a "
-                            f"{type(rec).__name__}, not a JSON object"))
-                    self._i += 1
-                    n += 1
-                    yield rec
-                skip = 0
+                if set(map(type, items)) - {dict}:
+                    bad = next(i for i, r in enumerate(items) if type(r) is not dict)
+                    raise HttpPageError(self._redact(
+                        f"http_source: page {self.pages} ({req.describe()}): record {bad} at "
+                        f"{self.records or 'the body'!r} is a {type(items[bad]).__name__}, "
+                        "not a JSON object"))
+                it = iter(items)
+                skipped = min(skip, len(items))
+                if skipped:
+                    next(itertools.islice(it, skipped, skipped), None)
+                self._req, self._next, self._it, self._len = req, nxt, it, len(items)
+                yield from it  # per record in C; the position reads the iterator
+                n += len(items) - skipped
+                self._it, self._len, skipped, skip = iter(()), 0, 0, 0
             self._done = True
         finally:
-            self.stats.add(n_out=n)
+            partial = self._len - operator.length_hint(self._it) - skipped
+            self.stats.add(n_out=n + max(0, partial))
             client.close()
 
     def _redact(self, text: str) -> str:
@@ -526,7 +574,7 @@ class HttpSource:
         response = self._get_with_retries(client, req)
         self.stats.add(bytes=len(response.content))
         try:
-            body = codec.loads(response.content)
+            body = _decode(response.content)
         except (codec.JSONDecodeError, ValueError) as exc:
             raise HttpPageError(self._redact(
                 f"http_source: page {self.pages} ({req.describe()}) is not valid JSON "
@@ -580,7 +628,6 @@ class HttpSource:
         return float(self._backoff(state))
 
     def _get_with_retries(self, client: httpx.Client, req: PageRequest) -> httpx.Response:
-        self._backoff = backoff_wait(self.retry_backoff)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             self.stats.add(retries=1)
