@@ -23,6 +23,7 @@ class ObjectStore:
 
     name = ""
     scheme = ""
+    backend = ""  # the YAML ``storage.backend`` name
 
     def __init__(self, bucket: str, storage_options: dict[str, Any]) -> None:
         self.bucket = bucket
@@ -63,7 +64,7 @@ class ObjectStore:
 
 
 class S3Store(ObjectStore):
-    name, scheme = "s3", "s3"
+    name, scheme, backend = "s3", "s3", "s3"
 
     def __init__(self, bucket: str, url: str) -> None:
         boto3 = pytest.importorskip("boto3")
@@ -99,7 +100,7 @@ class S3Store(ObjectStore):
 
 
 class AzureStore(ObjectStore):
-    name, scheme = "azure", "az"
+    name, scheme, backend = "azure", "az", "azure"
 
     def __init__(self, bucket: str, url: str) -> None:
         blob = pytest.importorskip("azure.storage.blob")
@@ -133,7 +134,7 @@ class AzureStore(ObjectStore):
 
 
 class GcsStore(ObjectStore):
-    name, scheme = "gcs", "gs"
+    name, scheme, backend = "gcs", "gs", "gcs"
 
     def __init__(self, bucket: str, url: str) -> None:
         storage = pytest.importorskip("google.cloud.storage")

@@ -401,24 +401,34 @@ def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
     return plugins.plugin_transform(name, **options)
 
 
+# YAML backend name -> the URI schemes it takes, and the extra that installs its filesystem
+_OBJECT_STORES: dict[str, tuple[tuple[str, ...], str]] = {
+    "s3": (("s3", "s3a"), "s3"),
+    "azure": (("az", "abfs", "abfss"), "azure"),
+    "gcs": (("gs", "gcs"), "gcs"),
+}
+
+
 def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: bool) -> Any:
     from sesa_fp.storage import dlq_sink, to_storage
 
     scheme = urllib.parse.urlsplit(spec.uri).scheme
     backend = spec.backend
+    schemes, extra = _OBJECT_STORES.get(backend, ((backend,), ""))
     if backend in ("local", "file"):
         if scheme not in ("", "file"):
             raise ConfigError(f"{where}.uri: backend {backend!r} needs a local path, "
                               f"got {mask_value(spec.uri)!r}")
-    elif scheme != backend and not (backend == "s3" and scheme in ("s3", "s3a")):
-        raise ConfigError(f"{where}.uri: backend {backend!r} needs a {backend}:// URI, "
+    elif scheme not in schemes:
+        more = f" (or {', '.join(f'{s}://' for s in schemes[1:])})" if schemes[1:] else ""
+        raise ConfigError(f"{where}.uri: backend {backend!r} needs a {schemes[0]}:// URI{more}, "
                           f"got {mask_value(spec.uri)!r}")
     else:
         try:
-            fsspec.get_filesystem_class(backend)
+            fsspec.get_filesystem_class(scheme)
         except ImportError as exc:
-            extra = " (pip install 'sesa_fp[s3]')" if backend == "s3" else ""
-            raise ConfigError(f"{where}.backend: {exc}{extra}") from exc
+            hint = f" (pip install 'sesa_fp[{extra}]')" if extra else ""
+            raise ConfigError(f"{where}.backend: {exc}{hint}") from exc
     o = spec.options
     so = reveal_tree(o.storage_options) or None
     if dlq:
@@ -430,14 +440,15 @@ def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: b
 def _writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, *, dlq: bool) -> Any:
     """A staging or DLQ writer: built-in fsspec backends, or a ``sesa.storage`` plugin
     called as ``factory(uri, gzip=..., part_max_mb=..., kind="staging"|"dlq")``."""
-    if spec.backend in ("local", "file") or spec.backend in fsspec.available_protocols():
+    if spec.backend in ("local", "file") or spec.backend in _OBJECT_STORES \
+            or spec.backend in fsspec.available_protocols():
         return _fsspec_writer(spec, where, job, dlq)
     factory: Any = resolve("storage", spec.backend, where, key="backend")
     return factory(spec.uri, gzip=spec.options.gzip, part_max_mb=spec.options.part_max_mb,
                    kind="dlq" if dlq else "staging")
 
 
-for _backend in ("local", "s3", "memory"):  # listed as known; any fsspec protocol works too
+for _backend in ("local", "s3", "azure", "gcs", "memory"):  # known; any fsspec protocol works
     register("storage", Plugin(_backend, None, _fsspec_writer))
 
 
