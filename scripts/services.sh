@@ -346,7 +346,7 @@ stop_azure() {
 install_fake_gcs() {
     [ -x "$FAKE_GCS_BIN" ] && return 0
     command -v go >/dev/null 2>&1 \
-        || die "go not found: fake-gcs-server is built with Go (install Go 1.24+, then rerun)"
+        || die "go not found: fake-gcs-server is built from source with Go >= 1.24 (put go on PATH, then rerun)"
     log "building fake-gcs-server@$FAKE_GCS_VERSION into $TOOLS/bin (go install, about a minute) ..."
     mkdir -p "$TOOLS/bin"
     GOBIN="$TOOLS/bin" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" >&2 \

@@ -12,7 +12,10 @@ scripts/bootstrap.sh dev,es,opensearch,notebook,azure,gcs
 
 cleanup() { scripts/services.sh stop all >&2 || true; }
 trap cleanup EXIT
-eval "$(scripts/services.sh start all)"
+# (a failed start must stop the run here: eval of an empty string would succeed)
+urls="$(scripts/services.sh start all)" \
+    || { echo "test.sh: services did not start (the reason is above)" >&2; exit 1; }
+eval "$urls"
 export SEARCH_URL S3_URL AZURE_URL GCS_URL
 # gcsfs >= 2026.3 probes each bucket's layout over gRPC, which fake-gcs-server does not serve
 # (about 60 s per bucket before it falls back): off for the tests, read when gcsfs is imported
