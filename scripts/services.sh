@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Local services for integration tests: a real OpenSearch node ("search") and
-# moto's S3 server ("s3"), both bound to 127.0.0.1 only.
+# Local services for integration tests, all bound to 127.0.0.1 only: a real OpenSearch
+# node ("search"), moto's S3 server ("s3"), Azurite's Blob service ("azure") and
+# fake-gcs-server ("gcs").
 #
-#   scripts/services.sh start  [search|s3|all]   (default: all)
-#   scripts/services.sh stop   [search|s3|all]
-#   scripts/services.sh status [search|s3|all]
+#   scripts/services.sh start  [search|s3|azure|gcs|all]   (default: all)
+#   scripts/services.sh stop   [search|s3|azure|gcs|all]
+#   scripts/services.sh status [search|s3|azure|gcs|all]
 #
 # start: starts each requested service (or finds it already running), waits
 # until it is healthy and prints one line per service on stdout:
 #   SEARCH_URL=http://127.0.0.1:PORT
 #   S3_URL=http://127.0.0.1:PORT
+#   AZURE_URL=http://127.0.0.1:PORT/devstoreaccount1   (Azurite's blob endpoint and
+#                                                       its well-known dev account)
+#   GCS_URL=http://127.0.0.1:PORT
 # Nothing else goes to stdout (progress and errors go to stderr), so callers
-# can do:  eval "$(scripts/services.sh start)" ; export SEARCH_URL S3_URL
+# can do:  eval "$(scripts/services.sh start)" ; export SEARCH_URL S3_URL AZURE_URL GCS_URL
 #
 # State (pids, ports, logs, data) lives in .services/ at the repo root.
 # stop ends only the process groups this script started (recorded pid + pgid,
@@ -19,7 +23,8 @@
 # are kept in .services/<svc>/*.log until the next start.
 #
 # Environment knobs:
-#   SEARCH_PORT / S3_PORT          fixed port (default: a free port)
+#   SEARCH_PORT / S3_PORT / AZURE_PORT / GCS_PORT
+#                                  fixed port (default: a free port)
 #   SEARCH_HEAP                    JVM heap, default 512m (-Xms = -Xmx)
 #   SEARCH_JAVA_OPTS               extra JVM options
 #   SEARCH_EXTRA_SETTINGS          extra node settings, "k=v k=v", e.g.
@@ -27,6 +32,13 @@
 #   SEARCH_START_TIMEOUT           seconds to wait for health (default 180)
 #   S3_START_TIMEOUT               seconds to wait for health (default 60)
 #   JAVA_HOME                      Java 17+ used for Maven and the node
+#   AZURITE_VERSION                Azurite version installed when missing (default 3.35.0)
+#   FAKE_GCS_VERSION               fake-gcs-server version installed when missing (v1.56.1)
+#   AZURE_START_TIMEOUT / GCS_START_TIMEOUT   seconds to wait for health (default 60)
+#
+# Azurite (npm) and fake-gcs-server (Go) are installed on first start when missing, into
+# .services/tools/ (npm install --prefix, go install with GOBIN); that needs npm and go
+# on PATH. Both keep their data in memory: stop loses it.
 #
 # The OpenSearch node (2.19.x, runs on Java 17) is assembled from Maven
 # artifacts by scripts/opensearch/pom.xml; the first start builds it
@@ -254,6 +266,142 @@ stop_s3() {
     rm -rf "$STATE/s3/data"
 }
 
+# --- azure (Azurite, Blob service only) ----------------------------------
+
+TOOLS="$STATE/tools"
+AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
+AZURITE_BIN="$TOOLS/azurite/node_modules/.bin/azurite-blob"
+FAKE_GCS_VERSION="${FAKE_GCS_VERSION:-v1.56.1}"
+FAKE_GCS_BIN="$TOOLS/bin/fake-gcs-server"
+
+# answers: true if an HTTP server answers on URL at all (any status: Azurite says 400/403
+# to an unsigned request, which still proves it is up)
+answers() {
+    local code
+    code="$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$1" 2>/dev/null || true)"
+    [ -n "$code" ] && [ "$code" != "000" ]
+}
+
+install_azurite() {
+    [ -x "$AZURITE_BIN" ] && return 0
+    command -v npm >/dev/null 2>&1 \
+        || die "npm not found: Azurite needs Node.js and npm (apt-get install -y nodejs npm)"
+    log "installing azurite@$AZURITE_VERSION into $TOOLS/azurite (npm install --prefix) ..."
+    mkdir -p "$TOOLS/azurite"
+    npm install --prefix "$TOOLS/azurite" --no-audit --no-fund --loglevel=error \
+        "azurite@$AZURITE_VERSION" >&2 \
+        || die "npm install azurite@$AZURITE_VERSION failed"
+    [ -x "$AZURITE_BIN" ] || die "azurite installed but $AZURITE_BIN is missing"
+}
+
+start_azure() {
+    local svc=azure marker="azurite-blob" dir="$STATE/azure" port url logf deadline t0
+    if alive "$svc" "$marker" && [ -f "$dir/url" ]; then
+        url="$(cat "$dir/url")"
+        if [ -n "${AZURE_PORT:-}" ] && [ "$(cat "$dir/port" 2>/dev/null)" != "$AZURE_PORT" ]; then
+            log "azure is running on $url, not on port $AZURE_PORT; restarting it"
+        elif answers "$url"; then
+            log "azure already running (pid $(cat "$dir/pid"))"
+            echo "AZURE_URL=$url"
+            return 0
+        else
+            log "azure process exists but does not answer; restarting it"
+        fi
+    fi
+    stop_group "$svc" "$marker"
+    rm -rf "$dir/data"
+    install_azurite
+
+    port="${AZURE_PORT:-$(free_port)}"
+    url="http://127.0.0.1:$port/devstoreaccount1"
+    logf="$dir/azure.log"
+    mkdir -p "$dir/data"
+    log "starting Azurite blob on $url; log: $logf"
+    t0=$(now_ms)
+    launch "$svc" "$logf" env -C "$dir/data" "$AZURITE_BIN" --blobHost 127.0.0.1 \
+        --blobPort "$port" --inMemoryPersistence --skipApiVersionCheck --loose \
+        --disableTelemetry --disableProductStyleUrl --silent
+    echo "$port" > "$dir/port"
+
+    deadline=$(( $(date +%s) + ${AZURE_START_TIMEOUT:-60} ))
+    while :; do
+        alive "$svc" "$marker" || fail_start "$svc" "$marker" "$logf" "azurite exited during start-up"
+        answers "$url" && break
+        [ "$(date +%s)" -lt "$deadline" ] || fail_start "$svc" "$marker" "$logf" \
+            "not answering after ${AZURE_START_TIMEOUT:-60} s on $url"
+        sleep 0.2
+    done
+    echo "$url" > "$dir/url"
+    log "azure healthy after $(( ($(now_ms) - t0) )) ms (pid $(cat "$dir/pid"))"
+    echo "AZURE_URL=$url"
+}
+
+stop_azure() {
+    stop_group azure "azurite-blob"
+    rm -rf "$STATE/azure/data"
+}
+
+# --- gcs (fake-gcs-server) -----------------------------------------------
+
+install_fake_gcs() {
+    [ -x "$FAKE_GCS_BIN" ] && return 0
+    command -v go >/dev/null 2>&1 \
+        || die "go not found: fake-gcs-server is built from source with Go >= 1.24 (put go on PATH, then rerun)"
+    log "building fake-gcs-server@$FAKE_GCS_VERSION into $TOOLS/bin (go install, about a minute) ..."
+    mkdir -p "$TOOLS/bin"
+    GOBIN="$TOOLS/bin" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" >&2 \
+        || die "go install github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION failed"
+}
+
+start_gcs() {
+    local svc=gcs marker="fake-gcs-server" dir="$STATE/gcs" port url logf deadline t0
+    if alive "$svc" "$marker" && [ -f "$dir/url" ]; then
+        url="$(cat "$dir/url")"
+        if [ -n "${GCS_PORT:-}" ] && [ "$url" != "http://127.0.0.1:$GCS_PORT" ]; then
+            log "gcs is running on $url, not on port $GCS_PORT; restarting it"
+        elif curl -fsS -m 5 "$url/storage/v1/b" >/dev/null 2>&1; then
+            log "gcs already running (pid $(cat "$dir/pid"))"
+            echo "GCS_URL=$url"
+            return 0
+        else
+            log "gcs process exists but does not answer; restarting it"
+        fi
+    fi
+    stop_group "$svc" "$marker"
+    rm -rf "$dir/data"
+    install_fake_gcs
+
+    port="${GCS_PORT:-$(free_port)}"
+    url="http://127.0.0.1:$port"
+    logf="$dir/gcs.log"
+    mkdir -p "$dir/data"
+    log "starting fake-gcs-server on $url; log: $logf"
+    t0=$(now_ms)
+    # -external-url / -public-host: upload and media links point back here, not to Google
+    launch "$svc" "$logf" env -C "$dir/data" "$FAKE_GCS_BIN" -scheme http -backend memory \
+        -host 127.0.0.1 -port "$port" -external-url "$url" -public-host "127.0.0.1:$port" \
+        -log-level warn
+    echo "$port" > "$dir/port"
+
+    deadline=$(( $(date +%s) + ${GCS_START_TIMEOUT:-60} ))
+    while :; do
+        alive "$svc" "$marker" || fail_start "$svc" "$marker" "$logf" \
+            "fake-gcs-server exited during start-up"
+        curl -fsS -m 5 "$url/storage/v1/b" >/dev/null 2>&1 && break
+        [ "$(date +%s)" -lt "$deadline" ] || fail_start "$svc" "$marker" "$logf" \
+            "not healthy after ${GCS_START_TIMEOUT:-60} s on $url"
+        sleep 0.2
+    done
+    echo "$url" > "$dir/url"
+    log "gcs healthy after $(( ($(now_ms) - t0) )) ms (pid $(cat "$dir/pid"))"
+    echo "GCS_URL=$url"
+}
+
+stop_gcs() {
+    stop_group gcs "fake-gcs-server"
+    rm -rf "$STATE/gcs/data"
+}
+
 status_one() {
     local svc="$1" marker="$2" var="$3"
     if alive "$svc" "$marker" && [ -f "$STATE/$svc/url" ]; then
@@ -265,11 +413,11 @@ status_one() {
 
 # --- main ----------------------------------------------------------------
 
-usage() { echo "usage: $0 start|stop|status [search|s3|all]" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status [search|s3|azure|gcs|all]" >&2; exit 2; }
 
 cmd="${1:-}"
 what="${2:-all}"
-case "$what" in search|s3|all) ;; *) usage ;; esac
+case "$what" in search|s3|azure|gcs|all) ;; *) usage ;; esac
 case "$cmd" in start|stop|status) ;; *) usage ;; esac
 
 mkdir -p "$STATE"
@@ -283,13 +431,19 @@ case "$cmd" in
     start)
         if [ "$what" = all ] || [ "$what" = search ]; then start_search; fi
         if [ "$what" = all ] || [ "$what" = s3 ]; then start_s3; fi
+        if [ "$what" = all ] || [ "$what" = azure ]; then start_azure; fi
+        if [ "$what" = all ] || [ "$what" = gcs ]; then start_gcs; fi
         ;;
     stop)
+        if [ "$what" = all ] || [ "$what" = gcs ]; then stop_gcs; fi
+        if [ "$what" = all ] || [ "$what" = azure ]; then stop_azure; fi
         if [ "$what" = all ] || [ "$what" = s3 ]; then stop_s3; fi
         if [ "$what" = all ] || [ "$what" = search ]; then stop_search; fi
         ;;
     status)
         if [ "$what" = all ] || [ "$what" = search ]; then status_one search "$OS_MAIN" SEARCH_URL; fi
         if [ "$what" = all ] || [ "$what" = s3 ]; then status_one s3 "moto.server" S3_URL; fi
+        if [ "$what" = all ] || [ "$what" = azure ]; then status_one azure "azurite-blob" AZURE_URL; fi
+        if [ "$what" = all ] || [ "$what" = gcs ]; then status_one gcs "fake-gcs-server" GCS_URL; fi
         ;;
 esac

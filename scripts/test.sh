@@ -5,15 +5,21 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-scripts/bootstrap.sh dev,es,opensearch,notebook
+scripts/bootstrap.sh dev,es,opensearch,notebook,azure,gcs
 
 .venv/bin/ruff check sesa_fp tests benchmarks recipes notebooks
 .venv/bin/mypy
 
 cleanup() { scripts/services.sh stop all >&2 || true; }
 trap cleanup EXIT
-eval "$(scripts/services.sh start all)"
-export SEARCH_URL S3_URL
+# (a failed start must stop the run here: eval of an empty string would succeed)
+urls="$(scripts/services.sh start all)" \
+    || { echo "test.sh: services did not start (the reason is above)" >&2; exit 1; }
+eval "$urls"
+export SEARCH_URL S3_URL AZURE_URL GCS_URL
+# gcsfs >= 2026.3 probes each bucket's layout over gRPC, which fake-gcs-server does not serve
+# (about 60 s per bucket before it falls back): off for the tests, read when gcsfs is imported
+export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="${GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT:-false}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 set +e

@@ -55,6 +55,7 @@ __all__ = [
     "dlq_sink",
     "es_source",
     "from_storage",
+    "http_source",
     "load_es",
     "load_files",
     "map_concurrent",
@@ -76,6 +77,10 @@ def __getattr__(name: str) -> object:
         from sesa_fp.sources.search import es_source
 
         return es_source
+    if name == "http_source":
+        from sesa_fp.sources.http import http_source
+
+        return http_source
     if name == "load_es":
         from sesa_fp.loaders.search import load_es
 

@@ -117,6 +117,9 @@ _IMPORTS = (
     ("sesa_fp.transforms", ("normalize", "cast", "derive", "validate", "python_class")),
     ("sesa_fp.imports", ("import_object",)),
     ("sesa_fp.sources.search", ("es_source",)),
+    ("sesa_fp.sources.http", ("http_source", "bearer", "basic", "api_key")),
+    ("sesa_fp.sources.pagination", ("page_number", "offset_limit", "cursor", "next_url",
+                                    "link_header")),
     ("sesa_fp.loaders.search", ("load_es",)),
     ("sesa_fp.config.plugins", ("plugin_extractor", "plugin_loader", "plugin_transform")),
 )

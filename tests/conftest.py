@@ -11,14 +11,22 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from object_stores import AzureStore, GcsStore, ObjectStore, S3Store
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parent.parent
+
+# gcsfs >= 2026.3 asks the Storage Control API (gRPC) for every bucket's layout (zonal, HNS);
+# fake-gcs-server does not serve it, so each probe retries for about 60 s before falling back
+# to the plain JSON API. gcsfs's own switch turns the probe off; it is read when gcsfs is
+# imported, so it is set here, before any test imports it.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 def service_missing(what: str) -> None:
@@ -89,6 +97,76 @@ def s3_bucket(s3_url: str) -> Iterator[tuple[str, dict[str, object]]]:
     fs.mkdir(name)
     yield name, opts
     fs.rm(name, recursive=True)
+
+
+# --- Azure Blob (Azurite) and GCS (fake-gcs-server) on loopback ----------------------------
+
+def _service_url(var: str, svc: str, probe: str = "") -> Iterator[str]:
+    """``$var`` if set, else ``scripts/services.sh start svc`` (stopped again at the end unless
+    it already ran)."""
+    url = os.environ.get(var)
+    if url:
+        if not _wait_http_any(url + probe, 20):
+            service_missing(f"{var}={url} does not answer")
+        yield url.rstrip("/")
+        return
+    if not _SERVICES.exists():
+        service_missing(f"{_SERVICES} not found")
+    was_running = f"{var}=" in _services("status", svc).stdout
+    proc = _services("start", svc)
+    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith(f"{var}=")]
+    if proc.returncode != 0 or not found:
+        service_missing(f"cannot start {svc}: {proc.stderr.strip()[-800:]}")
+    try:
+        yield found[0]
+    finally:
+        if not was_running:
+            _services("stop", svc)
+
+
+def _wait_http_any(url: str, seconds: float) -> bool:
+    """True once anything answers HTTP at ``url`` (an error status counts: the server is up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="session")
+def azure_url() -> Iterator[str]:
+    """Azurite's blob endpoint on 127.0.0.1 (``http://127.0.0.1:PORT/devstoreaccount1``):
+    ``AZURE_URL`` if set, else started with ``scripts/services.sh start azure``."""
+    yield from _service_url("AZURE_URL", "azure")
+
+
+@pytest.fixture(scope="session")
+def gcs_url() -> Iterator[str]:
+    """fake-gcs-server on 127.0.0.1: ``GCS_URL`` if set, else started with
+    ``scripts/services.sh start gcs``."""
+    yield from _service_url("GCS_URL", "gcs", "/storage/v1/b")
+
+
+_STORES: dict[str, tuple[type[ObjectStore], str]] = {  # store -> (its class, its URL fixture)
+    "s3": (S3Store, "s3_url"), "azure": (AzureStore, "azure_url"), "gcs": (GcsStore, "gcs_url"),
+}
+
+
+@pytest.fixture(params=list(_STORES))
+def object_store(request: pytest.FixtureRequest) -> Iterator[ObjectStore]:
+    """A fresh, empty bucket on each real object store in turn (S3, Azure Blob, GCS), made by
+    the store's own client: sesa_fp's writers never create one."""
+    cls, url_fixture = _STORES[request.param]
+    url = request.getfixturevalue(url_fixture)
+    store = cls(f"b{time.monotonic_ns()}", url)
+    store.create_bucket(store.bucket)
+    yield store
+    store.delete_bucket(store.bucket)
 
 
 # --- search engine (OpenSearch) on loopback -------------------------------------------------

@@ -201,7 +201,38 @@ def test_known_but_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatc
 def test_unknown_storage_backend_lists_known(tmp_path: Path) -> None:
     job = write_job(tmp_path, MINIMAL + "storage: {backend: tape, uri: 'tape://x'}\n")
     with pytest.raises(ConfigError, match=r"storage\.backend: unknown storage backend 'tape'; "
-                                          r"known: local, memory, s3"):
+                                          r"known: azure, gcs, local, memory, s3"):
+        build_job(load_job(job, {}))
+
+
+@pytest.mark.parametrize(("backend", "uri", "wrong"), [
+    ("azure", "az://staging/etl/", "gs://staging/etl/"),
+    ("azure", "abfs://staging/etl/", "s3://staging/etl/"),
+    ("gcs", "gs://staging/etl/", "az://staging/etl/"),
+])
+def test_object_store_backends_build_fsspec_writers_with_masked_options(
+        tmp_path: Path, backend: str, uri: str, wrong: str) -> None:
+    pytest.importorskip("adlfs" if backend == "azure" else "gcsfs")
+    secret_opts = (
+        "{account_name: devacct, account_key: 'S3cr3tK3y==', "
+        "connection_string: 'DefaultEndpointsProtocol=http;AccountKey=S3cr3tK3y==;'}"
+        if backend == "azure" else "{endpoint_url: 'http://127.0.0.1:1', token: 'S3cr3tT0k3n'}")
+    storage = (f"storage: {{backend: {backend}, uri: '{uri}', "
+               f"options: {{gzip: false, storage_options: {secret_opts}}}}}\n")
+    dlq = f"dlq: {{backend: {backend}, uri: '{uri}dlq/', options: {{storage_options: {secret_opts}}}}}\n"
+    spec = load_job(write_job(tmp_path, MINIMAL + storage + dlq), {})
+    built = build_job(spec)
+    writers = [getattr(s, "writer", None) or getattr(s, "dlq", None)
+               for s in built.pipeline.stages]
+    writers = [w for w in writers if w is not None]
+    assert [w.uri for w in writers] == [uri, f"{uri}dlq/"]
+    # the filesystem gets the real values; every printed form shows them masked
+    so = writers[0].storage_options
+    assert "S3cr3t" in (so.get("account_key") or so.get("token"))
+    for text in (repr(spec), repr(writers), built.pipeline.to_python()):
+        assert "S3cr3t" not in text
+    job = write_job(tmp_path, MINIMAL + storage.replace(uri, wrong))
+    with pytest.raises(ConfigError, match=rf"storage\.uri: backend '{backend}' needs a "):
         build_job(load_job(job, {}))
 
 

@@ -65,6 +65,21 @@ class SearchExtractor:
 
 
 @attrs.define
+class ApiExtractor:
+    url: str = attrs.field(repr=masked_repr)
+    params: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+    headers: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+    records: str | None = "data.items"
+    paginate: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = attrs.field(default=None, repr=masked_repr)
+    rate_limit: str | None = None
+    timeout: float = 30.0
+    max_retries: int = 5
+    retry_backoff: float = 0.5
+    partitions: list[dict[str, Any]] | None = None
+
+
+@attrs.define
 class FilesConnection:
     root: str = attrs.field(default="out", repr=masked_repr)
     storage_options: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
@@ -174,6 +189,30 @@ def _search_source(engine: str) -> Any:
     return build
 
 
+def _build_api(s: ApiExtractor, job: JobSpec) -> Any:
+    from sesa_fp.sources.http import auth_from_dict, http_source
+    from sesa_fp.sources.pagination import paginator_from_dict
+
+    kw: dict[str, Any] = {}
+    if s.params:
+        kw["params"] = s.params
+    if s.headers:
+        kw["headers"] = s.headers
+    if s.records != "data.items":
+        kw["records"] = s.records
+    if s.paginate is not None:
+        kw["paginate"] = paginator_from_dict(s.paginate, "extractor.paginate")
+    if s.auth is not None:
+        kw["auth"] = auth_from_dict(s.auth, "extractor.auth")
+    for name, default in (("rate_limit", None), ("timeout", 30.0), ("max_retries", 5),
+                          ("retry_backoff", 0.5)):
+        if getattr(s, name) != default:
+            kw[name] = getattr(s, name)
+    if s.partitions:  # read at once, a thread each, under the one rate limit
+        kw["partitions"] = s.partitions
+    return http_source(s.url, **kw)
+
+
 def _search_loader(engine: str) -> Any:
     def build(s: SearchLoader, job: JobSpec) -> Any:
         from sesa_fp.loaders.search import load_es
@@ -263,6 +302,7 @@ register("extractor", Plugin("elasticsearch", SearchExtractor, _search_source("a
                              requires="elasticsearch", extra="es"))
 register("extractor", Plugin("opensearch", SearchExtractor, _search_source("opensearch"),
                              requires="opensearchpy", extra="opensearch"))
+register("extractor", Plugin("api", ApiExtractor, _build_api))
 register("loader", Plugin("files", FilesLoader, _build_files))
 register("loader", Plugin("elasticsearch", SearchLoader, _search_loader("auto"),
                           requires="elasticsearch", extra="es"))
@@ -361,24 +401,34 @@ def _typed(kind: str, entry: Any, where: str, job: JobSpec) -> Any:
     return plugins.plugin_transform(name, **options)
 
 
+# YAML backend name -> the URI schemes it takes, and the extra that installs its filesystem
+_OBJECT_STORES: dict[str, tuple[tuple[str, ...], str]] = {
+    "s3": (("s3", "s3a"), "s3"),
+    "azure": (("az", "abfs", "abfss"), "azure"),
+    "gcs": (("gs", "gcs"), "gcs"),
+}
+
+
 def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: bool) -> Any:
     from sesa_fp.storage import dlq_sink, to_storage
 
     scheme = urllib.parse.urlsplit(spec.uri).scheme
     backend = spec.backend
+    schemes, extra = _OBJECT_STORES.get(backend, ((backend,), ""))
     if backend in ("local", "file"):
         if scheme not in ("", "file"):
             raise ConfigError(f"{where}.uri: backend {backend!r} needs a local path, "
                               f"got {mask_value(spec.uri)!r}")
-    elif scheme != backend and not (backend == "s3" and scheme in ("s3", "s3a")):
-        raise ConfigError(f"{where}.uri: backend {backend!r} needs a {backend}:// URI, "
+    elif scheme not in schemes:
+        more = f" (or {', '.join(f'{s}://' for s in schemes[1:])})" if schemes[1:] else ""
+        raise ConfigError(f"{where}.uri: backend {backend!r} needs a {schemes[0]}:// URI{more}, "
                           f"got {mask_value(spec.uri)!r}")
     else:
         try:
-            fsspec.get_filesystem_class(backend)
+            fsspec.get_filesystem_class(scheme)
         except ImportError as exc:
-            extra = " (pip install 'sesa_fp[s3]')" if backend == "s3" else ""
-            raise ConfigError(f"{where}.backend: {exc}{extra}") from exc
+            hint = f" (pip install 'sesa_fp[{extra}]')" if extra else ""
+            raise ConfigError(f"{where}.backend: {exc}{hint}") from exc
     o = spec.options
     so = reveal_tree(o.storage_options) or None
     if dlq:
@@ -390,14 +440,15 @@ def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: b
 def _writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, *, dlq: bool) -> Any:
     """A staging or DLQ writer: built-in fsspec backends, or a ``sesa.storage`` plugin
     called as ``factory(uri, gzip=..., part_max_mb=..., kind="staging"|"dlq")``."""
-    if spec.backend in ("local", "file") or spec.backend in fsspec.available_protocols():
+    if spec.backend in ("local", "file") or spec.backend in _OBJECT_STORES \
+            or spec.backend in fsspec.available_protocols():
         return _fsspec_writer(spec, where, job, dlq)
     factory: Any = resolve("storage", spec.backend, where, key="backend")
     return factory(spec.uri, gzip=spec.options.gzip, part_max_mb=spec.options.part_max_mb,
                    kind="dlq" if dlq else "staging")
 
 
-for _backend in ("local", "s3", "memory"):  # listed as known; any fsspec protocol works too
+for _backend in ("local", "s3", "azure", "gcs", "memory"):  # known; any fsspec protocol works
     register("storage", Plugin(_backend, None, _fsspec_writer))
 
 

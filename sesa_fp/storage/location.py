@@ -8,7 +8,7 @@ import fsspec
 
 from sesa_fp.errors import StorageError
 
-__all__ = ["bucket_of", "check_location", "join_path", "normalized"]
+__all__ = ["bucket_of", "check_location", "join_path", "normalized", "url_of"]
 
 
 def join_path(root: str, name: str) -> str:
@@ -18,6 +18,24 @@ def join_path(root: str, name: str) -> str:
     's3://bucket/staging/part-00000.jsonl'
     """
     return f"{root.rstrip('/')}/{name}"
+
+
+def url_of(fs: Any, path: str, like: str) -> str:
+    """The URL of ``path`` on ``fs``, in the scheme the user wrote in ``like`` when ``fs``
+    serves it: adlfs serves ``az://`` but names every path ``abfs://``, and a report should
+    name the prefix as it was given.
+
+    >>> import fsspec
+    >>> fs = fsspec.filesystem("memory")
+    >>> url_of(fs, "/doc/x", "memory://doc/x/")
+    'memory:///doc/x'
+    """
+    url = str(fs.unstrip_protocol(path))
+    scheme, sep, _ = like.partition("://")
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    if sep and scheme in protocols and "://" in url:
+        return f"{scheme}://{url.split('://', 1)[1]}"
+    return url
 
 
 def bucket_of(fs: Any, path: str) -> str | None:

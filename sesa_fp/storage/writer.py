@@ -19,7 +19,7 @@ from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import StageStats
-from sesa_fp.storage.location import bucket_of, check_location, join_path, normalized
+from sesa_fp.storage.location import bucket_of, check_location, join_path, normalized, url_of
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
 
 __all__ = ["PartsWriter", "dlq_sink", "to_storage"]
@@ -124,7 +124,7 @@ class PartsWriter:
             fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
             if self.per_run:
                 root = join_path(root, f"run_id={current_run_id() or 'adhoc'}")
-            check_location(fs, root, f"{self.kind} prefix {mask_url(fs.unstrip_protocol(root))}")
+            check_location(fs, root, f"{self.kind} prefix {mask_url(url_of(fs, root, self.uri))}")
         except OSError as exc:
             raise StorageError(f"cannot prepare {self.kind} prefix {mask_url(self.uri)}: "
                                f"{exc}") from exc
@@ -314,7 +314,7 @@ class PartsWriter:
     def _url(self, root: str | None) -> str:
         if root is None:
             return self.uri
-        return str(self._fs.unstrip_protocol(root))
+        return url_of(self._fs, root, self.uri)
 
     def _write_manifest(self, manifest: Manifest) -> None:
         assert self._root is not None
