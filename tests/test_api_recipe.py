@@ -30,42 +30,29 @@ def _get(url: str) -> Any:
         return json.loads(r.read())
 
 
-def _staging(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict[str, str],
-                                                                      Any, str]:
-    """The recipe to run, its environment for staging, a filesystem and the root to read
-    the staged prefix back from: Azure Blob (Azurite) when the azure service fixture exists."""
-    try:
-        azure_url = request.getfixturevalue("azure_url")
-    except pytest.FixtureLookupError:
-        azure_url = None
-    if azure_url is None:  # no Azure service here: the same recipe on local staging
-        text = RECIPE.read_text().replace("backend: az", "backend: local").replace(
-            "az://{{ env.STAGING_CONTAINER | default('etl') }}/", f"{tmp_path}/")
-        job = tmp_path / "job.yaml"
-        job.write_text(text)
-        import fsspec
-
-        return job, {}, fsspec.filesystem("file"), str(tmp_path)
+def _staging(azure_url: str) -> tuple[dict[str, str], Any, str]:
+    """The recipe's environment for staging on Azurite, a filesystem to read the staged
+    prefix back with, and the (new, empty) container."""
     adlfs = pytest.importorskip("adlfs")
     conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
             f"AccountKey={AZURITE_KEY};BlobEndpoint={azure_url};")
     container = f"etl{time.monotonic_ns()}"
     fs = adlfs.AzureBlobFileSystem(connection_string=conn)
     fs.mkdir(container)
-    return RECIPE, {"AZURE_STORAGE_CONNECTION_STRING": conn,
-                    "STAGING_CONTAINER": container}, fs, container
+    return {"AZURE_STORAGE_CONNECTION_STRING": conn, "STAGING_CONTAINER": container}, fs, \
+        container
 
 
-def test_api_to_search_recipe_end_to_end(request: pytest.FixtureRequest, search_url: str,
+def test_api_to_search_recipe_end_to_end(azure_url: str, search_url: str,
                                          tmp_path: Path) -> None:
     token = "planted-recipe-T0K3N"
-    job, env, fs, root = _staging(request, tmp_path)
+    env, fs, root = _staging(azure_url)
     prefix = f"recipe{time.monotonic_ns()}"
     with serve() as api:
         url = api.scenario("recipe", total=TOTAL, token=token,
                            faults={"3": "429:1", "5": "500", "7": "reset"}) + "/cursor"
         proc = subprocess.run(
-            [sys.executable, "-m", "sesa_fp", "run", "--config", str(job), "--set",
+            [sys.executable, "-m", "sesa_fp", "run", "--config", str(RECIPE), "--set",
              "ds=2025-09-06"],
             cwd=tmp_path, capture_output=True, text=True, timeout=300,
             env={**os.environ, **env, "PYTHONPATH": str(REPO), "API_URL": url,

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from http_api_server import ApiServer, free_port, record, serve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sesa_fp import pipe, run, stage
 from sesa_fp.errors import ConfigError, SesaError
@@ -290,3 +292,28 @@ loader: {type: files, dataset: items}
 def test_records_match_the_server(api: ApiServer) -> None:
     api.scenario("shape", total=3)
     assert list(source_for(api, "shape", "cursor")) == [record(i) for i in range(3)]
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(style=st.sampled_from(STYLES), total=st.integers(0, 60), size=st.integers(1, 9),
+       cut=st.integers(0, 70))
+def test_law_stopping_anywhere_and_resuming_reads_each_record_once(
+        api: ApiServer, style: str, total: int, size: int, cut: int) -> None:
+    api.scenario("law", total=total)
+    base = f"{api.url}/s/law/{style}"
+
+    def source(**kw: Any) -> Any:
+        paginate = {"page": page_number(size=size), "offset": offset_limit(size),
+                    "cursor": cursor(first_params={"limit": size}), "next": next_url(),
+                    "link": link_header()}[style]
+        params = {"limit": size} if style in ("next", "link") else None
+        return http_source(base, paginate=paginate, params=params, **kw)
+
+    first = source()
+    it = iter(first)
+    head = [r["id"] for r in itertools.islice(it, cut)]
+    position = first.position
+    it.close()
+    rest = [r["id"] for r in source(start=position)]  # None: from the beginning
+    assert head + rest == list(range(total))
