@@ -81,10 +81,13 @@ def check_location(fs: Any, path: str, what: str) -> None:
 
 def normalized(uri: str, storage_options: dict[str, Any] | None = None) -> str:
     """``uri`` as one canonical URL (protocol made explicit, relative paths absolute, no
-    trailing slash), to tell whether two writers would commit to the same place. No I/O.
+    trailing slash), to tell whether two writers would commit to the same place. No I/O, no
+    filesystem object (``storage_options`` is accepted for symmetry and not needed).
 
     >>> normalized("memory://x/staging/") == normalized("memory:///x/staging")
     True
     """
-    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    return str(fs.unstrip_protocol(path.rstrip("/") or "/"))
+    # the filesystem class, not an instance: building a pipeline must not connect anywhere
+    protocol = fsspec.core.split_protocol(uri)[0] or "file"
+    path = str(fsspec.get_filesystem_class(protocol)._strip_protocol(uri))
+    return f"{protocol}://{path.rstrip('/') or '/'}"
