@@ -29,7 +29,7 @@ from sesa_fp.config.spec import (
 from sesa_fp.config.templating import render_tree, template_vars
 from sesa_fp.errors import ConfigError
 from sesa_fp.imports import import_object
-from sesa_fp.secrets import mask_value, masked_repr, reveal_tree
+from sesa_fp.secrets import Secret, mask_value, masked_repr, reveal_tree
 from sesa_fp.stream import (
     Pipeline,
     batched,
@@ -263,6 +263,52 @@ register("extractor", Plugin("elasticsearch", SearchExtractor, _search_source("a
                              requires="elasticsearch", extra="es"))
 register("extractor", Plugin("opensearch", SearchExtractor, _search_source("opensearch"),
                              requires="opensearchpy", extra="opensearch"))
+
+
+@attrs.define
+class SqlConnection:
+    url: str = attrs.field(repr=masked_repr)
+    password: Secret | None = None
+    connect_args: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+
+
+@attrs.define
+class SqlExtractor:
+    connection: SqlConnection
+    query: str
+    params: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+    chunk_size: int = 5000
+    partition_on: str | None = None
+    partitions: int = 1
+    slices: int | None = None  # the search extractors' name for partitions
+    max_retries: int = 5
+    retry_backoff: float = 0.5
+
+
+def _build_sql(s: SqlExtractor, job: JobSpec) -> Any:
+    from sesa_fp.sources.sql import sql_source
+
+    n = s.partitions
+    if s.slices is not None:
+        if n != 1 and n != s.slices:
+            raise ConfigError(f"extractor: partitions={n} and slices={s.slices} differ; "
+                              "give one")
+        n = s.slices
+    c = s.connection
+    source = sql_source(c.url, s.query, reveal_tree(s.params) or None,
+                        chunk_size=s.chunk_size, partition_on=s.partition_on, partitions=n,
+                        password=c.password, max_retries=s.max_retries,
+                        retry_backoff=s.retry_backoff,
+                        connect_args=reveal_tree(c.connect_args) or None)
+    if n > 1:  # the key ranges read at once, a thread each
+        return merge(*source.partitions())
+    return source
+
+
+for _sql_name in ("jdbc", "sql"):  # "jdbc" is the seed's name
+    register("extractor", Plugin(_sql_name, SqlExtractor, _build_sql, requires="sqlalchemy",
+                                 extra="sql"))
+
 register("loader", Plugin("files", FilesLoader, _build_files))
 register("loader", Plugin("elasticsearch", SearchLoader, _search_loader("auto"),
                           requires="elasticsearch", extra="es"))
