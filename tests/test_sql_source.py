@@ -324,8 +324,8 @@ def pg_table(pg_url: str) -> Iterator[str]:
 
 @pytest.mark.integration
 def test_pg_every_type_maps(pg_url: str, pg_table: str) -> None:
-    src = sql_source(pg_url, f"SELECT * FROM {pg_table} WHERE id IN (:a, :b)",
-                     {"a": 97, "b": 10})
+    src = sql_source(pg_url, f"SELECT * FROM {pg_table} WHERE id IN (:a, :b, :c)",
+                     {"a": 97, "b": 10, "c": 11})
     recs = {r["id"]: r for r in src}
     r = recs[10]
     assert r["big"] == decimal.Decimal(10**30 + 10) and r["num"] == decimal.Decimal("10.000010")
@@ -338,7 +338,14 @@ def test_pg_every_type_maps(pg_url: str, pg_table: str) -> None:
     assert r["u"] == str(uuid.UUID(__import__("hashlib").md5(b"10").hexdigest()))
     assert r["by"] == "AAAACg==" and r["arr"] == [10, None, -10] and r["tarr"] == ["a10", "ü"]
     assert r["j"] == {"k": 10, "l": [1, "x", None]} and r["jb"] == {"n": 3, "nested": {"z": "10"}}
-    assert r["b"] is True and r["t"] is None and r["f"] == 10 / 3.0
+    assert r["b"] is True and r["t"] == "row é 10" and recs[11]["t"] is None
+    assert r["f"] == 10 / 3.0 and r["i"] == -490 and r["vc"] == "v10"
+    [extra] = list(sql_source(pg_url, "SELECT interval '1 year 2 months 3 days 4.5 seconds' AS iv, "
+                              "'{\"n\": 123456789012345678901234567890}'::jsonb AS j, "
+                              "'NaN'::float8 AS f, '-Infinity'::numeric AS m, "
+                              "timetz '04:05:06+02' AS tz, '10.0.0.1/8'::inet AS ip"))
+    assert extra == {"iv": "P1Y2M3DT4.5S", "j": {"n": 123456789012345678901234567890},
+                     "f": "NaN", "m": "-Infinity", "tz": "04:05:06+02:00", "ip": "10.0.0.1/8"}
 
 
 @pytest.mark.integration

@@ -26,7 +26,8 @@ timestamp, timestamptz, date                ``datetime`` (naive, or aware with t
                                             offset), ``date`` — objects, as `cast` makes them;
                                             the codec writes ISO-8601
 time                                        ``time``; a time with a time zone → ISO string
-interval                                    ISO-8601 duration string (``"P1DT2H3M4.5S"``)
+interval                                    ISO-8601 duration string (``"P1Y2M3DT4H5M6.5S"``;
+                                            PostgreSQL writes it, months and years kept)
 UUID                                        ``str`` (canonical form)
 bytea / blob                                ``str``: standard base64 with padding
 arrays                                      ``list``, elements mapped the same way
@@ -53,6 +54,7 @@ from typing import Any
 
 import tenacity
 
+from sesa_fp import codec
 from sesa_fp.errors import ConfigError, SesaError
 from sesa_fp.logs import log_event
 from sesa_fp.secrets import MASK, Secret, mask_url, redact, secret_strings, to_secret
@@ -126,7 +128,22 @@ def _bytes(v: bytes | bytearray | memoryview) -> str:
 
 
 def _list(v: list[Any] | tuple[Any, ...]) -> list[Any]:
+    if _KEEP.issuperset(map(type, v)):  # an array of plain values: already a record value
+        return v if type(v) is list else list(v)
     return [sql_value(x) for x in v]
+
+
+def _adapt_psycopg(conn: Any) -> None:
+    """Load what the server can already write exactly as text: UUIDs as strings, intervals
+    as ISO-8601 durations (``intervalstyle``: months and years kept, unlike a timedelta), and
+    JSON with the exact codec (fast, and integers beyond 64 bits stay exact)."""
+    from psycopg.types.json import set_json_loads
+    from psycopg.types.string import TextLoader
+
+    set_json_loads(codec.loads, conn)
+    conn.adapters.register_loader("uuid", TextLoader)
+    conn.adapters.register_loader("interval", TextLoader)
+    conn.execute("SET intervalstyle = 'iso_8601'")
 
 
 _CONVERT: dict[type, Callable[[Any], Any]] = {
@@ -407,7 +424,7 @@ class SqlSource:
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=_backoff(self.retry_backoff), before_sleep=before_sleep, reraise=True)
         try:
-            return retrying(engine.raw_connection)
+            dbapi = retrying(engine.raw_connection)
         except unreachable as exc:
             raise SqlUnavailableError(
                 f"sql_source: cannot connect to {self.host} ({self.shown_url}) after "
@@ -416,6 +433,13 @@ class SqlSource:
         except (sa.exc.DBAPIError, dbapi_errors.Error) as exc:
             raise SqlQueryError(f"sql_source: {self.host} refused the connection: "
                                 f"{self._mask(_first_line(exc))}") from None
+        if self.url.get_driver_name() == "psycopg":
+            try:
+                _adapt_psycopg(dbapi.driver_connection)
+            except dbapi_errors.Error as exc:
+                self._close(dbapi)
+                raise self._db_error(exc, dbapi, "set up the session for") from None
+        return dbapi
 
     def _execute(self, cursor: Any, sql: str, params: dict[str, Any]) -> None:
         import sqlalchemy as sa
@@ -615,7 +639,7 @@ class SqlSource:
                 self.fetches += 1
                 columns = zip(*rows, strict=True)
                 cols = [_column(c, nm) for c, nm in zip(columns, names, strict=True)]
-                records = [dict(zip(names, r, strict=True)) for r in zip(*cols, strict=True)]
+                records = [dict(zip(names, r, strict=False)) for r in zip(*cols, strict=False)]
                 if key_at is None:
                     yield from records
                     continue
