@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test run on a fresh machine: install, lint, start the services on 127.0.0.1,
+# The whole test run on a fresh machine: install, lint, start the services on 127.0.0.1
+# (OpenSearch, S3, PostgreSQL: services.sh installs PostgreSQL from Debian's packages if missing),
 # run pytest, stop the services. Extra arguments go to pytest.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +14,7 @@ scripts/bootstrap.sh dev,es,opensearch,notebook
 cleanup() { scripts/services.sh stop all >&2 || true; }
 trap cleanup EXIT
 eval "$(scripts/services.sh start all)"
-export SEARCH_URL S3_URL
+export SEARCH_URL S3_URL POSTGRES_URL
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 set +e
