@@ -6,7 +6,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-scripts/bootstrap.sh dev,es,opensearch,notebook
+scripts/bootstrap.sh dev,es,opensearch,notebook,sql
 
 .venv/bin/ruff check sesa_fp tests benchmarks recipes notebooks
 .venv/bin/mypy
