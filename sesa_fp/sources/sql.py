@@ -50,6 +50,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 import tenacity
@@ -191,22 +192,55 @@ def sql_value(value: Any) -> Any:
     return conv(value)
 
 
-def _column(values: tuple[Any, ...], name: str) -> tuple[Any, ...] | list[Any]:
-    """One column of a chunk, mapped; untouched (no copy) when every value is kept as is."""
+def _column(values: tuple[Any, ...], name: str) -> tuple[Any, ...] | list[Any] | None:
+    """One column of a chunk, mapped; ``None`` when every value is kept as it is (the usual
+    case, checked without a Python call per value: NaN and infinities are truthy)."""
     types = set(map(type, values))
     if types <= _KEEP:
-        return values
-    if types <= _KEEP | {decimal.Decimal}:
-        if all(v.is_finite() for v in values if type(v) is decimal.Decimal):
-            return values
-    elif types <= _KEEP | {float} and \
-            all(map(math.isfinite, (v for v in values if type(v) is float))):
-        return values
+        return None
+    types.discard(type(None))
+    if types == {decimal.Decimal}:
+        if all(map(decimal.Decimal.is_finite, filter(None, values))):
+            return None
+    elif types == {float} and all(map(math.isfinite, filter(None, values))):
+        return None
     try:
         return [sql_value(v) for v in values]
     except TypeError as exc:
         raise SqlQueryError(f"column {name!r}: {exc}; cast it in the query "
                             f"(e.g. {name}::text)") from exc
+
+
+class _Mapper:
+    """Turns chunks of rows into records. With ``static`` column types (a server database),
+    a column whose values are plain (int, str, bool, datetime, date, JSON) is not checked
+    again; numbers are checked in every chunk (a NaN can come at any row)."""
+
+    _STABLE = frozenset({bool, int, str, dict, _dt.datetime, _dt.date})
+
+    def __init__(self, names: list[str], static: bool) -> None:
+        self.names = names
+        self.static = static
+        self.check = list(range(len(names)))  # the columns still checked
+
+    def records(self, rows: list[Any]) -> list[dict[str, Any]]:
+        names = self.names
+        records = [dict(zip(names, r, strict=False)) for r in rows]  # equal lengths
+        stable = []
+        for j in self.check:
+            values = tuple(map(itemgetter(j), rows))
+            name = names[j]
+            mapped = _column(values, name)
+            if mapped is not None:
+                for rec, v in zip(records, mapped, strict=True):
+                    rec[name] = v
+            elif self.static:
+                kinds = set(map(type, values)) - {type(None)}
+                if kinds and kinds <= self._STABLE:
+                    stable.append(j)
+        if stable:
+            self.check = [j for j in self.check if j not in stable]
+        return records
 
 
 def _first_line(exc: BaseException) -> str:
@@ -304,7 +338,10 @@ class SqlSource:
         if missing:
             raise ConfigError(f"sql_source: no value for bound parameter(s) "
                               f"{', '.join(':' + m for m in missing)} (pass params=...)")
-        self._last_key: Any = None
+        self._done = 0  # records handed out by the chunks passed, in this iteration
+        self._cur: tuple[int, Any, list[Any] | None] | None = None  # the chunk being read
+        self._key_before: Any = None  # the last key of the chunks passed
+        self._fetched_key: Any = None  # the last key fetched (where a reconnect resumes)
         self._read_any = False
         self.fetches = 0  # fetchmany calls of the last iteration (chunks)
         label = "sql_source" if part is None else f"sql_source[{part}/{self.partitions_n}]"
@@ -567,9 +604,11 @@ class SqlSource:
         return self._read()
 
     def _read(self) -> Iterator[dict[str, Any]]:
-        self._last_key, self._read_any, self.fetches = None, False, 0
+        # One generator level per record: chunks arrive as lists and are handed out by a list
+        # iterator, whose length hint tells how far the consumer got (position, count).
+        self._done, self._cur, self._key_before, self.fetches = 0, None, None, 0
+        self._read_any = False
         parts = [self.part] if self.part is not None else list(range(self.partitions_n))
-        n = 0
         try:
             ranges = self._ranges() if self.partition_on is not None else [_Range()]
             for i in parts:
@@ -579,33 +618,59 @@ class SqlSource:
                 # a whole source read partition after partition resumes only the one it names
                 after = self.after if self.part is not None or self.partitions_n == 1 \
                     else None
-                for rec in self._read_range(rng, after):
-                    n += 1
-                    yield rec
+                for records, keys in self._read_range(rng, after):
+                    self._finish_chunk()
+                    it = iter(records)
+                    self._cur = (len(records), it, keys)
+                    yield from it
+                self._finish_chunk()
         finally:
-            self.stats.add(n_out=n)
+            self._finish_chunk()
+            self.stats.add(n_out=self._done)
 
-    def _read_range(self, rng: _Range, after: Any) -> Iterator[dict[str, Any]]:
+    def _finish_chunk(self) -> None:
+        cur, self._cur = self._cur, None
+        if cur is None:
+            return
+        n, it, keys = cur
+        got = n - it.__length_hint__()
+        self._done += got
+        if keys is not None and got:
+            self._key_before, self._read_any = keys[got - 1], True
+
+    @property
+    def _last_key(self) -> Any:
+        cur = self._cur
+        if cur is not None:
+            n, it, keys = cur
+            got = n - it.__length_hint__()
+            if keys is not None and got:
+                return keys[got - 1]
+        return self._key_before
+
+    def _read_range(self, rng: _Range, after: Any) -> Iterator[tuple[list[Any], Any]]:
         lost = 0
+        self._fetched_key = None
         while True:
             dbapi = self._connect()
             try:
                 yield from self._stream(dbapi, rng, after)
                 return
             except SqlUnavailableError:
-                # keyset: a lost connection resumes after the last key read, not from the top
+                # keyset: a lost connection resumes after the last key fetched, not from the top
                 if self.partition_on is None or lost >= self.max_retries:
                     raise
                 lost += 1
                 self.stats.add(retries=1)
-                if self._read_any:
-                    after = self._last_key
+                if self._fetched_key is not None:
+                    after = self._fetched_key
                 log_event("sql_connection_lost", logging.WARNING, host=self.host,
                           resume_after=repr(after), attempt=lost)
             finally:
                 self._close(dbapi)
 
-    def _stream(self, dbapi: Any, rng: _Range, after: Any) -> Iterator[dict[str, Any]]:
+    def _stream(self, dbapi: Any, rng: _Range, after: Any
+                ) -> Iterator[tuple[list[dict[str, Any]], Any]]:
         sql, params = self._sql(rng, after)
         dialect = self._engine().dialect
         errors = dialect.loaded_dbapi.Error
@@ -628,6 +693,8 @@ class SqlSource:
                     raise SqlQueryError(f"sql_source: partition_on={self.partition_on!r} is "
                                         f"not a column of the query's result ({names})")
                 key_at = names.index(self.partition_on)
+            # SQLite types values, not columns: only a typed column can skip later checks
+            mapper = _Mapper(names, static=self.url.get_backend_name() != "sqlite")
             fetch, size = cur.fetchmany, self.chunk_size
             while True:
                 try:
@@ -637,17 +704,13 @@ class SqlSource:
                 if not rows:
                     return
                 self.fetches += 1
-                columns = zip(*rows, strict=True)
-                cols = [_column(c, nm) for c, nm in zip(columns, names, strict=True)]
-                records = [dict(zip(names, r, strict=False)) for r in zip(*cols, strict=False)]
+                records = mapper.records(rows)
                 if key_at is None:
-                    yield from records
+                    yield records, None
                     continue
-                keys = cols[key_at]
-                self._read_any = True
-                for key, rec in zip(keys, records, strict=True):
-                    self._last_key = key
-                    yield rec
+                keys = list(map(itemgetter(key_at), rows))
+                self._fetched_key = keys[-1]
+                yield records, keys
         finally:
             # if the connection is gone, the server dropped the cursor with it
             with contextlib.suppress(Exception):
