@@ -124,6 +124,13 @@ def _ident_parts(table: str) -> tuple[str, ...]:
     return parts
 
 
+def _ident_parts_config(table: str) -> None:
+    try:
+        _ident_parts(table)
+    except RecordError as exc:
+        raise ConfigError(f"load_sql: {exc}") from exc
+
+
 def _check_columns(columns: Mapping[str, str] | None) -> dict[str, str] | None:
     if columns is None:
         return None
@@ -202,7 +209,7 @@ def _generic_value(value: Any) -> Any:
 class _Table:
     """What a batch needs to know about one target table on one connection."""
 
-    __slots__ = ("colset", "columns", "convert", "insert", "name", "stage", "types")
+    __slots__ = ("colset", "columns", "convert", "copy", "insert", "name", "stage", "types")
 
     def __init__(self, name: str, columns: list[str], types: list[str]) -> None:
         self.name = name
@@ -211,6 +218,7 @@ class _Table:
         self.types = types
         self.convert: list[tuple[int, Any]] = []
         self.stage = ""
+        self.copy = ""
         self.insert: Any = None
 
 
@@ -239,6 +247,8 @@ class SqlLoader(Stage):
             str(url_password) if url_password is not None else None)
         self.url = parsed.set(password=None)  # the secret lives only in self._password
         self.table = DatasetTemplate(table)
+        if self.table.is_static:
+            _ident_parts_config(table)
         self.key = list(key) if not isinstance(key, str) else [key]
         if not all(isinstance(k, str) and k for k in self.key):
             raise ConfigError(f"load_sql: key must be a list of column names, got {key!r}")
@@ -520,11 +530,17 @@ class SqlLoader(Stage):
         return f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
 
     def _prepare_pg(self, info: _Table) -> None:
+        target = ", ".join(self._q(c) for c in info.columns)
+        if self.mode != "upsert":
+            # nothing to reconcile: COPY straight into the table (the server parses each
+            # value with its column's input function, as the casts below do)
+            info.copy = f"COPY {self._qt(info.name)} ({target}) FROM STDIN"
+            return
         info.stage = f"sesa_stage_{len(self._tables)}"
         cols = ", ".join(f"c{i} text" for i in range(len(info.columns)))
         self._conn.execute(f"CREATE TEMPORARY TABLE {info.stage} ({cols}) ON COMMIT DELETE ROWS")
         self._conn.commit()
-        target = ", ".join(self._q(c) for c in info.columns)
+        info.copy = f"COPY {info.stage} FROM STDIN"
         select = ", ".join(f"c{i}" if t == "text" else f"c{i}::{t}"
                            for i, t in enumerate(info.types))
         info.insert = (f"INSERT INTO {self._qt(info.name)} ({target}) SELECT {select} "
@@ -540,14 +556,13 @@ class SqlLoader(Stage):
 
     # -- writing one batch --------------------------------------------------------------------
     def _row(self, rec: Any, info: _Table) -> tuple[Any, ...]:
-        if not isinstance(rec, Mapping):
+        if type(rec) is not dict and not isinstance(rec, Mapping):
             raise RecordError(f"a record must be a mapping, got {type(rec).__name__}")
-        cols = info.columns
-        if not info.colset.issuperset(rec):
+        if not rec.keys() <= info.colset:
             extra = sorted(str(k) for k in rec if k not in info.colset)
             raise RecordError(f"field(s) {', '.join(map(repr, extra))} not in table "
                               f"{info.name!r}'s columns")
-        row = [rec.get(c) for c in cols]
+        row = list(map(rec.get, info.columns))
         for i, fn in info.convert:
             row[i] = fn(row[i])
         if not self.fast:
@@ -564,7 +579,7 @@ class SqlLoader(Stage):
             cur = conn.cursor()
             xid = cur.execute("SELECT txid_current()").fetchone()[0]
             try:
-                with cur.copy(f"COPY {info.stage} FROM STDIN") as copy:
+                with cur.copy(info.copy) as copy:
                     write = copy.write_row
                     for row in rows:
                         write(row)
@@ -574,7 +589,8 @@ class SqlLoader(Stage):
                 # a value psycopg cannot write: this batch's data, not the connection
                 conn.rollback()
                 raise _RowsFailed(type(exc).__name__, self._mask(_first_line(exc))) from exc
-            cur.execute(info.insert)
+            if info.insert is not None:
+                cur.execute(info.insert)
             committing = True
             conn.commit()
         except _RowsFailed:
@@ -729,6 +745,7 @@ class SqlLoader(Stage):
             self._bisects = 0
             n_in = n_out = failed = 0
             render = self.table.render
+            static = self.table.template if self.table.is_static else ""
             t0 = time.monotonic()
             try:
                 for chunk in more_itertools.chunked(upstream, self.batch_size):
@@ -742,8 +759,9 @@ class SqlLoader(Stage):
                         rec = item.unwrap() if t is Success else item
                         out[i] = rec
                         try:
-                            name = render(rec)
-                            _ident_parts(name)
+                            name = static or render(rec)
+                            if not static:
+                                _ident_parts(name)
                         except (RecordError, TypeError, ValueError) as exc:
                             failed += 1
                             out[i] = Failure(DeadLetter.from_exception(
