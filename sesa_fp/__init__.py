@@ -57,6 +57,7 @@ __all__ = [
     "from_storage",
     "load_es",
     "load_files",
+    "load_sql",
     "map_concurrent",
     "merge",
     "partition",
@@ -80,4 +81,8 @@ def __getattr__(name: str) -> object:
         from sesa_fp.loaders.search import load_es
 
         return load_es
+    if name == "load_sql":  # SQLAlchemy and psycopg load with it (the 'sql' extra)
+        from sesa_fp.loaders.sql import load_sql
+
+        return load_sql
     raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")

@@ -118,6 +118,7 @@ _IMPORTS = (
     ("sesa_fp.imports", ("import_object",)),
     ("sesa_fp.sources.search", ("es_source",)),
     ("sesa_fp.loaders.search", ("load_es",)),
+    ("sesa_fp.loaders.sql", ("load_sql",)),
     ("sesa_fp.config.plugins", ("plugin_extractor", "plugin_loader", "plugin_transform")),
 )
 

@@ -319,6 +319,8 @@ register("transform", Plugin("cast", CastSpec, _build_cast))
 register("transform", Plugin("derive", DeriveSpec, _build_derive))
 register("transform", Plugin("validate", ValidateSpec, _build_validate))
 register("transform", Plugin("python_class", PythonClassSpec, _build_python_class))
+# SQL loaders (type: postgres, type: sql) register themselves beside their spec classes
+import sesa_fp.config.sql_loader  # noqa: E402, F401
 
 
 # -- reading and building ------------------------------------------------------------------------
