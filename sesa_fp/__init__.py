@@ -64,6 +64,7 @@ __all__ = [
     "pipe",
     "read_jsonl",
     "run",
+    "sql_source",
     "stage",
     "tee",
     "to_storage",
@@ -85,4 +86,8 @@ def __getattr__(name: str) -> object:
         from sesa_fp.loaders.sql import load_sql
 
         return load_sql
+    if name == "sql_source":  # SQLAlchemy and the driver load when it is called
+        from sesa_fp.sources.sql import sql_source
+
+        return sql_source
     raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")
