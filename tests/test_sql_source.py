@@ -334,6 +334,8 @@ def test_pg_every_type_maps(pg_url: str, pg_table: str) -> None:
                               "timetz '04:05:06+02' AS tz, '10.0.0.1/8'::inet AS ip"))
     assert extra == {"iv": "P1Y2M3DT4.5S", "j": {"n": 123456789012345678901234567890},
                      "f": "NaN", "m": "-Infinity", "tz": "04:05:06+02:00", "ip": "10.0.0.1/8"}
+    with pytest.raises(SqlQueryError, match=r"column 'r': no record mapping .*r::text"):
+        list(sql_source(pg_url, "SELECT 1 AS id, int4range(1, 5) AS r"))
 
 
 @pytest.mark.integration
