@@ -283,6 +283,7 @@ class SqlExtractor:
     slices: int | None = None  # the search extractors' name for partitions
     max_retries: int = 5
     retry_backoff: float = 0.5
+    connect_timeout: float = 10.0
 
 
 def _build_sql(s: SqlExtractor, job: JobSpec) -> Any:
@@ -298,7 +299,7 @@ def _build_sql(s: SqlExtractor, job: JobSpec) -> Any:
     source = sql_source(c.url, s.query, reveal_tree(s.params) or None,
                         chunk_size=s.chunk_size, partition_on=s.partition_on, partitions=n,
                         password=c.password, max_retries=s.max_retries,
-                        retry_backoff=s.retry_backoff,
+                        retry_backoff=s.retry_backoff, connect_timeout=s.connect_timeout,
                         connect_args=reveal_tree(c.connect_args) or None)
     if n > 1:  # the key ranges read at once, a thread each
         return merge(*source.partitions())

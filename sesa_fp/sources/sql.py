@@ -8,7 +8,8 @@ With ``partition_on`` (a unique, non-null, orderable column of the result) the q
 wrapped as ``SELECT * FROM (query) WHERE key > :after [AND key < :upper] ORDER BY key``: the
 source then has a keyset ``position`` (the last key read), resumes after it (``after=``),
 continues after a lost connection, and ``partitions=N`` splits the key range in N parts read
-in parallel by `merge` (``source.partitions()``).
+in parallel by `merge` (``source.partitions()``). Each partition reads in a transaction of its
+own, so each sees its own snapshot of the table.
 
 Values are mapped as `sesa_fp.sources.sql_values` documents (``Decimal`` kept exact,
 datetimes as objects, intervals as ISO-8601, UUIDs as strings, bytes as base64, arrays as
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -30,7 +32,15 @@ import tenacity
 
 from sesa_fp.errors import ConfigError, SesaError
 from sesa_fp.logs import log_event
-from sesa_fp.secrets import MASK, Secret, mask_url, redact, secret_strings, to_secret
+from sesa_fp.secrets import (
+    MASK,
+    Secret,
+    mask_mapping,
+    mask_url,
+    redact,
+    secret_strings,
+    to_secret,
+)
 from sesa_fp.sources.sql_values import RowMapper, adapt_psycopg, sql_value
 from sesa_fp.stats import StageStats
 
@@ -91,6 +101,7 @@ class _Shared:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.plan_lock = threading.Lock()  # held while planning: the partitions wait for one
         self.engine: Any = None
         self.ranges: list[_Range] | None = None
 
@@ -103,6 +114,7 @@ class SqlSource:
                  params: Mapping[str, Any] | None, chunk_size: int, partition_on: str | None,
                  partitions: int, after: Any, part: int | None, max_retries: int,
                  retry_backoff: float, connect_args: Mapping[str, Any] | None,
+                 connect_timeout: float = 10.0,
                  shared: _Shared | None = None) -> None:
         import sqlalchemy as sa
 
@@ -141,6 +153,11 @@ class SqlSource:
         self.max_retries = max_retries
         self.retry_backoff = float(retry_backoff)
         self.connect_args = dict(connect_args or {})
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) \
+                or connect_timeout <= 0:
+            raise ConfigError(f"sql_source: connect_timeout must be a positive number of "
+                              f"seconds, got {connect_timeout!r}")
+        self.connect_timeout = float(connect_timeout)
         self._shared = shared if shared is not None else _Shared()
         self._secrets = secret_strings(password, self.connect_args)
         if url.password is not None:
@@ -181,6 +198,7 @@ class SqlSource:
                 "partition_on": self.partition_on, "partitions": self.partitions_n,
                 "after": self.after, "part": self.part, "max_retries": self.max_retries,
                 "retry_backoff": self.retry_backoff, "connect_args": self.connect_args,
+                "connect_timeout": self.connect_timeout,
                 "shared": self._shared}
 
     def partitions(self) -> list[SqlSource]:
@@ -218,9 +236,10 @@ class SqlSource:
             items.append(("max_retries", repr(self.max_retries)))
         if self.retry_backoff != 0.5:
             items.append(("retry_backoff", repr(self.retry_backoff)))
+        if self.connect_timeout != 10.0:
+            items.append(("connect_timeout", repr(self.connect_timeout)))
         if self.connect_args:
-            items.append(("connect_args", repr({k: MASK if k.lower() in ("password", "passwd")
-                                                else v for k, v in self.connect_args.items()})))
+            items.append(("connect_args", repr(mask_mapping(self.connect_args))))
         if self.part is None and self.after is not None:
             items.append(("after", repr(self.after)))
         base = "sql_source(" + ", ".join(f"{k}={v}" for k, v in items) + ")"
@@ -241,6 +260,12 @@ class SqlSource:
     def _mask(self, text: str) -> str:
         return redact(mask_url(text), self._secrets)
 
+    def _connect_args(self) -> dict[str, Any]:
+        args = dict(self.connect_args)
+        if self.url.get_backend_name() == "postgresql":  # libpq takes whole seconds
+            args.setdefault("connect_timeout", max(1, math.ceil(self.connect_timeout)))
+        return args
+
     def _engine(self) -> Any:
         with self._shared.lock:
             if self._shared.engine is None:
@@ -251,7 +276,7 @@ class SqlSource:
                 if self.password is not None:
                     url = url.set(password=self.password.reveal())
                 self._shared.engine = sa.create_engine(url, poolclass=NullPool,
-                                                       connect_args=self.connect_args)
+                                                       connect_args=self._connect_args())
             return self._shared.engine
 
     def _connect(self) -> Any:
@@ -353,14 +378,9 @@ class SqlSource:
         return str(self._engine().dialect.identifier_preparer.quote(name))
 
     def _ranges(self) -> list[_Range]:
-        with self._shared.lock:
-            ranges = self._shared.ranges
-        if ranges is not None:
-            return ranges
-        ranges = self._plan()
-        with self._shared.lock:
+        with self._shared.plan_lock:
             if self._shared.ranges is None:
-                self._shared.ranges = ranges
+                self._shared.ranges = self._plan()
             return self._shared.ranges
 
     def _plan(self) -> list[_Range]:
@@ -546,6 +566,7 @@ def sql_source(
     max_retries: int = 5,
     retry_backoff: float = 0.5,
     connect_args: Mapping[str, Any] | None = None,
+    connect_timeout: float = 10.0,
 ) -> SqlSource:
     """Records of ``query`` (SQL with ``:name`` bound parameters from ``params``) on the
     database at ``url`` (SQLAlchemy 2: ``postgresql+psycopg://user@host/db``,
@@ -555,8 +576,9 @@ def sql_source(
     Rows are fetched ``chunk_size`` at a time from a server-side cursor. ``partition_on``
     names a unique, non-null column of the result: the read is ordered by it, ``position``
     is the last key read, ``after=`` resumes after one, and ``partitions=N`` splits it into
-    N key ranges (`partitions`, for `merge`). Connecting is retried ``max_retries`` times
-    with exponential backoff, then `SqlUnavailableError` names the host.
+    N key ranges (`partitions`, for `merge`). Connecting (``connect_timeout`` seconds per
+    attempt on PostgreSQL) is retried ``max_retries`` times with exponential backoff, then
+    `SqlUnavailableError` names the host. ``connect_args`` go to the driver's ``connect``.
 
     >>> src = sql_source("postgresql://etl:s3cret@db.example:5432/crm",
     ...                  "SELECT * FROM rfi WHERE day = :ds", {"ds": "2025-09-06"},
@@ -593,4 +615,4 @@ def sql_source(
     return SqlSource(url=u, password=secret, query=query, params=params, chunk_size=chunk_size,
                      partition_on=partition_on, partitions=partitions, after=after, part=None,
                      max_retries=max_retries, retry_backoff=retry_backoff,
-                     connect_args=connect_args)
+                     connect_args=connect_args, connect_timeout=connect_timeout)
