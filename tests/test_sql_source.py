@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("sqlalchemy")
 
@@ -115,6 +117,25 @@ def test_partitions_read_the_same_set_once(db: str, key: str) -> None:
     keys = [[r[key] for r in p] for p in parts]
     assert all(k == sorted(k) for k in keys)  # each partition in key order
     assert [p.position for p in parts] == [k[-1] for k in keys]
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.sets(st.integers(-(2**62), 2**62), max_size=60), n=st.integers(1, 7),
+       text=st.booleans())
+def test_partitions_lose_nothing_and_read_once(tmp_path: Path, keys: set[int], n: int,
+                                              text: bool) -> None:
+    path = tmp_path / f"p{uuid.uuid4().hex}.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE k (id INTEGER PRIMARY KEY, s TEXT UNIQUE)")
+    con.executemany("INSERT INTO k VALUES (?, ?)", [(k, f"s{k}") for k in keys])
+    con.commit()
+    con.close()
+    src = sql_source(f"sqlite:///{path}", "SELECT * FROM k", partition_on="s" if text else "id",
+                     partitions=n, chunk_size=7)
+    got = [r["id"] for p in src.partitions() for r in p]
+    assert sorted(got) == sorted(keys)
+    path.unlink()
 
 
 def test_partitions_of_an_empty_or_tiny_result(db: str) -> None:
