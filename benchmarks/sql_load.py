@@ -4,8 +4,9 @@ The same N RFI-like rows (a JSONL file written first) are loaded into two fresh 
 same shape (text primary key, timestamptz, timestamps, integer, texts), with
 ``read_jsonl -> load_sql`` in its default mode (upsert: COPY into a temporary table, then one
 INSERT ... ON CONFLICT per batch), again with ``mode="insert"`` (COPY straight into the
-table, per batch) and once by reading the file with orjson and writing every row with
-psycopg's ``copy.write_row`` straight into the table in one ``COPY`` and one transaction.
+table, per batch) and once by hand: the same ``read_jsonl`` records written with psycopg's
+``copy.write_row`` straight into the table in one ``COPY`` and one transaction. Both read
+the file the same way, so the ratio measures the loader, not the reader.
 The tables are then counted and compared with ``EXCEPT`` both ways. The last stdout line is
 JSON: ``rows``, ``sesa_rows_per_s``, ``sesa_insert_rows_per_s``, ``raw_rows_per_s``,
 ``ratio`` (upsert sesa / raw) and ``insert_ratio`` (insert sesa / raw); ``--repeat``
@@ -31,7 +32,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from _common import REPO, emit, log, write_input
 
 SERVICES = REPO / "scripts" / "services.sh"
@@ -96,13 +96,14 @@ def load_sesa(url: str, inp: Path, table: str, batch: int, mode: str = "upsert")
 def load_raw(url: str, inp: Path, table: str, batch: int) -> float:
     import psycopg
 
+    from sesa_fp import read_jsonl
+
     cols = ", ".join(f'"{f}"' for f in FIELDS)
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy, inp.open("rb") as f:
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
             write = copy.write_row
-            for line in f:
-                rec = orjson.loads(line)
+            for rec in read_jsonl(str(inp)):
                 write([rec.get(k) for k in FIELDS])
         conn.commit()
     return time.perf_counter() - t0
