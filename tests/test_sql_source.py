@@ -163,6 +163,10 @@ def test_position_and_resume(db: str) -> None:
     tail = [r["id"] for r in parted.partition(1, after=p1.position)]
     assert head + tail == [r["id"] for r in parted.partitions()[1]]
     assert sql_source(db, "SELECT id FROM t").position is None  # no key: not resumable
+    # a query ending in a comment (or a semicolon) is wrapped safely
+    commented = sql_source(db, "SELECT id FROM t WHERE id <= 30 -- the first ten;\n;",
+                           partition_on="id", partitions=2)
+    assert sorted(r["id"] for r in merge(*commented.partitions())) == list(range(3, 31, 3))
 
 
 def test_errors_are_clear(db: str, tmp_path: Path) -> None:

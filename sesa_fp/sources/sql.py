@@ -389,7 +389,7 @@ class SqlSource:
         n, k = self.partitions_n, self._q(str(self.partition_on))
         if n == 1:
             return [_Range()]
-        rows = self._scalar_rows(f"SELECT min({k}), max({k}) FROM ({self.query}) AS _sesa_q",
+        rows = self._scalar_rows(f"SELECT min({k}), max({k}) FROM ({self.query}\n) AS _sesa_q",
                                  self.params)
         lo, hi = rows[0] if rows else (None, None)
         if lo is None:
@@ -400,7 +400,7 @@ class SqlSource:
         else:
             rows = self._scalar_rows(
                 f"SELECT min({k}) FROM (SELECT {k}, ntile({n}) OVER (ORDER BY {k}) AS _sesa_t "
-                f"FROM ({self.query}) AS _sesa_q) AS _sesa_n GROUP BY _sesa_t ORDER BY _sesa_t",
+                f"FROM ({self.query}\n) AS _sesa_q) AS _sesa_n GROUP BY _sesa_t ORDER BY _sesa_t",
                 self.params)
             cuts = [r[0] for r in rows[1:]]
         out = []
@@ -430,7 +430,7 @@ class SqlSource:
             where.append(f"{k} < :_sesa_upper")
             params["_sesa_upper"] = rng.upper
         cond = f" WHERE {' AND '.join(where)}" if where else ""
-        return f"SELECT * FROM ({self.query}) AS _sesa_q{cond} ORDER BY {k}", params
+        return f"SELECT * FROM ({self.query}\n) AS _sesa_q{cond} ORDER BY {k}", params
 
     # -- reading ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
