@@ -5,18 +5,25 @@ One result per input record, in input order; input failures pass through. Record
 template) is one transaction; ``stats.committed`` grows by a batch's rows once its COMMIT
 has returned.
 
-PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): each batch is sent
-with ``COPY ... FROM STDIN`` (text format) into a temporary table of ``text`` columns, then
-one ``INSERT INTO t (...) SELECT s.col::type, ... FROM stage s ON CONFLICT (key) DO
-UPDATE``. The server converts each value to its column's type with an explicit cast to the
-type without its modifier (``::character varying``, ``::numeric``), so a value too long for
-``varchar(10)`` is an error, not a silent truncation. Values go through psycopg's text
-adapters: ``str`` as is (ISO dates and datetimes, ISO-8601 intervals, UUIDs, numbers in
+PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): no row-by-row INSERT.
+In ``upsert`` mode each batch is sent with ``COPY ... FROM STDIN`` (text format) into a
+temporary table of ``text`` columns, then written by one statement: ``MERGE`` on PostgreSQL
+15+ (it probes the key's index per row and inserts new rows plainly, about twice as fast as
+ON CONFLICT's speculative insertion; a batch that meets a concurrent writer of the same key
+is written again with ON CONFLICT), else ``INSERT INTO t (...) SELECT ... ON CONFLICT (key)
+DO UPDATE``. The server converts each value with an explicit cast to its column's type
+without the modifier (``::character varying``, ``::numeric``), so a value too long for
+``varchar(10)`` is an error, not a silent truncation. In ``insert``/``replace`` mode the
+batch is COPYed straight into the table (the server's input functions do the same
+conversions). One worker thread writes a batch while the next is read from upstream.
+
+Values go through psycopg's text adapters (the server does the typing): ``str`` as is (ISO dates and datetimes, ISO-8601 intervals, UUIDs, numbers in
 strings all parse server-side), ``int``/``float``/``Decimal``/``bool``/``datetime``/``date``/
 ``UUID`` as psycopg writes them, ``list`` as an array literal for array columns, ``dict``
 and ``list`` as JSON for ``json``/``jsonb`` columns (any value there is JSON-encoded:
 ``"abc"`` becomes the JSON string), a ``str`` for a ``bytea`` column is standard base64 (as
-`sql_source` reads it), ``None`` is NULL.
+`sql_source` reads it), ``None`` is NULL. Several records with one key in an upsert batch:
+the last one wins, as if written one by one.
 
 SQLite and other SQLAlchemy URLs: ``executemany`` of ``INSERT ... ON CONFLICT (key) DO
 UPDATE`` (``mode="upsert"`` needs a dialect that has it: SQLite, PostgreSQL); ``dict``/
