@@ -466,3 +466,22 @@ def test_pg_lost_connection_resumes_after_the_last_key(pg_url: str, pg_table: st
             if n == 2500:
                 with psycopg.connect(_plain(pg_url), autocommit=True) as admin:
                     admin.execute("SELECT pg_terminate_backend(%s)", (rec["pid"],))
+
+
+@pytest.mark.integration
+def test_pg_position_survives_json(pg_url: str, pg_table: str) -> None:
+    """A position written as JSON (a staging commit record) resumes in another process:
+    a timestamptz key comes back as its ISO string and the server compares it as a time."""
+    from sesa_fp import codec
+
+    q = f"SELECT id, tstz FROM {pg_table} WHERE id <= :n"
+    src = sql_source(pg_url, q, {"n": 3000}, partition_on="tstz", partitions=3, chunk_size=250)
+    part = src.partitions()[1]
+    it = iter(part)
+    head = [next(it)["id"] for _ in range(400)]
+    it.close()
+    saved = codec.loads(codec.dumps({"position": part.position}))["position"]
+    assert isinstance(saved, str) and saved[-6] in "+-"  # ISO-8601 with its offset
+    again = sql_source(pg_url, q, {"n": 3000}, partition_on="tstz", partitions=3)
+    tail = [r["id"] for r in again.partition(1, after=saved)]
+    assert head + tail == [r["id"] for r in src.partitions()[1]]
