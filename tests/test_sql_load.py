@@ -459,3 +459,35 @@ loader:
     assert f"127.0.0.1:{throwaway_pg.port}" in proc.stderr
     assert "SqlUnavailableError" in proc.stderr
     assert "hunter2pw" not in proc.stderr + proc.stdout
+
+
+def test_upsert_batch_with_repeated_keys_last_one_wins(tmp_path: Path) -> None:
+    url, path = _sqlite(tmp_path, _SQLITE_DDL)
+    recs = [{"id": i % 5, "name": f"v{i}"} for i in range(23)] + [{"id": 3, "name": None}]
+    report = run(pipe(recs, load_sql(url, "t", key=["id"], batch_size=10)), progress=False)
+    # per batch the last record of a key is written and the earlier ones share its outcome
+    assert (report.read, report.loaded, report.dead_letters) == (24, 23, 1)
+    assert report.conserved
+    # a batch whose last record of a key is bad: only that one is a dead letter, the one
+    # before it is written, as one by one
+    two = run(pipe([{"id": 9, "name": "a"}, {"id": 9, "name": "b"}, {"id": 9, "name": None}],
+                   load_sql(url, "t", key=["id"])), progress=False)
+    assert (two.loaded, two.dead_letters) == (2, 1)
+    assert _rows(path, "SELECT name FROM t WHERE id = 9") == [("b",)]
+    assert _rows(path, "SELECT id, name FROM t WHERE id < 9 ORDER BY id") == \
+        [(0, "v20"), (1, "v21"), (2, "v22"), (3, "v18"), (4, "v19")]
+
+
+@pytest.mark.integration
+def test_pg_upsert_batch_with_repeated_keys(pg: str) -> None:
+    table = f"rep_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, name text NOT NULL)")
+    try:
+        recs = [{"id": i % 7, "name": f"v{i}"} for i in range(100)]
+        report = run(pipe(recs, load_sql(pg, table, key=["id"], batch_size=40)),
+                     progress=False)
+        assert (report.loaded, report.dead_letters) == (100, 0)
+        assert _sql(pg, f"SELECT id, name FROM {table} ORDER BY id") == \
+            [[(i, f"v{93 + (i - 93) % 7}") for i in range(7)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")

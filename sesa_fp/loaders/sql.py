@@ -17,13 +17,14 @@ without the modifier (``::character varying``, ``::numeric``), so a value too lo
 batch is COPYed straight into the table (the server's input functions do the same
 conversions). One worker thread writes a batch while the next is read from upstream.
 
-Values go through psycopg's text adapters (the server does the typing): ``str`` as is (ISO dates and datetimes, ISO-8601 intervals, UUIDs, numbers in
-strings all parse server-side), ``int``/``float``/``Decimal``/``bool``/``datetime``/``date``/
-``UUID`` as psycopg writes them, ``list`` as an array literal for array columns, ``dict``
-and ``list`` as JSON for ``json``/``jsonb`` columns (any value there is JSON-encoded:
-``"abc"`` becomes the JSON string), a ``str`` for a ``bytea`` column is standard base64 (as
-`sql_source` reads it), ``None`` is NULL. Several records with one key in an upsert batch:
-the last one wins, as if written one by one.
+Values go through psycopg's text adapters (the server does the typing): ``str`` as is (ISO
+dates and datetimes, ISO-8601 intervals, UUIDs, numbers in strings all parse server-side),
+``int``/``float``/``Decimal``/``bool``/``datetime``/``date``/``UUID`` as psycopg writes them,
+``list`` as an array literal for array columns, ``dict`` and ``list`` as JSON for
+``json``/``jsonb`` columns (any value there is JSON-encoded: ``"abc"`` becomes the JSON
+string), a ``str`` for a ``bytea`` column is standard base64 (as `sql_source` reads it),
+``None`` is NULL. Several records with one key in an upsert batch: the last one wins, as if
+written one by one (when it is refused, the one before it is written instead).
 
 SQLite and other SQLAlchemy URLs: ``executemany`` of ``INSERT ... ON CONFLICT (key) DO
 UPDATE`` (``mode="upsert"`` needs a dialect that has it: SQLite, PostgreSQL); ``dict``/
@@ -212,6 +213,17 @@ def _generic_value(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     raise RecordError(f"no SQL value for a {t.__name__}")
+
+
+class _Done:
+    """What one try at a batch made final: positions committed (lists, one per committed
+    statement) and dead letters."""
+
+    __slots__ = ("dead", "ok")
+
+    def __init__(self) -> None:
+        self.ok: list[list[int]] = []
+        self.dead: list[tuple[int, DeadLetter]] = []
 
 
 class _Table:
@@ -648,13 +660,28 @@ class SqlLoader(Stage):
                                           f"{_first_line(exc)}")) from exc
 
     def _committed_after_all(self, xid: int) -> bool:
-        """Whether transaction ``xid``, whose COMMIT lost its answer, committed."""
-        conn = self._connect()
-        status = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
-        conn.commit()
+        """Whether transaction ``xid``, whose COMMIT lost its answer, committed: asked once
+        the server answers again (waiting with the same retries), so a batch is never sent
+        twice. An outage that outlasts them is `SqlUnavailableError`."""
+
+        def status() -> Any:
+            try:
+                conn = self._connect()
+                value = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
+                conn.commit()
+                return value
+            except _Disconnected:
+                raise
+            except Exception as exc:
+                if self._is_disconnect(exc):
+                    self._drop_connection()
+                    raise _Disconnected(exc) from exc
+                raise
+
+        value = self._with_retries(status, "check a commit in doubt")
         log_event("sql_commit_in_doubt", logging.WARNING, host=self.host, xid=xid,
-                  status=status)
-        return bool(status == "committed")
+                  status=value)
+        return bool(value == "committed")
 
     def _write_generic(self, info: _Table, rows: Sequence[Sequence[Any]]) -> None:
         conn = self._conn
@@ -674,10 +701,9 @@ class SqlLoader(Stage):
                                           f"{info.name!r}: {type(exc).__name__}: "
                                           f"{_first_line(exc)}")) from exc
 
-    def _attempt(self, table: str, recs: Sequence[Any],
-                 out: list[tuple[int, DeadLetter | None]]) -> None:
+    def _attempt(self, table: str, recs: Sequence[Any], done: _Done) -> None:
         """One try at writing ``recs`` to ``table``: connects, prepares the table, converts
-        (bad records become dead letters) and writes the rest. Outcomes go to ``out`` as
+        (bad records become dead letters) and writes the rest. Outcomes go to ``done`` as
         they become final, so a retry after a lost connection skips them."""
         self._connect()
         info = self._table(table, recs[0])
@@ -694,60 +720,70 @@ class SqlLoader(Stage):
                 rows.append(self._row(rec, info))
                 keep.append(i)
             except (RecordError, TypeError, ValueError) as exc:
-                out.append((i, DeadLetter.from_exception(rec, exc, stage=self.name,
-                                                         target=table)))
+                done.dead.append((i, DeadLetter.from_exception(rec, exc, stage=self.name,
+                                                               target=table)))
         if rows:
-            self._bisect(info, recs, rows, self._dedupe(info, rows, keep), out)
+            shadows = self._dedupe(info, rows, keep)
+            self._bisect(info, recs, rows, keep, shadows, done)
 
     def _dedupe(self, info: _Table, rows: list[Sequence[Any]],
-                keep: list[int]) -> list[list[int]]:
-        """The records each row stands for. Upsert sends one row per key in a batch, the
-        last one (as if applied in order), since ``ON CONFLICT DO UPDATE`` cannot touch a
-        row twice in one statement; the earlier records share its outcome (when it commits
-        they were loaded and overwritten, as they would have been one by one). ``rows`` is
-        reduced in place."""
-        groups = [[i] for i in keep]
+                keep: list[int]) -> dict[int, list[int]]:
+        """Upsert sends one row per key in a batch, the last one (as if applied in order):
+        one statement cannot touch a row twice. ``rows`` and ``keep`` are reduced in place;
+        the result maps a kept record to the earlier ones with its key, which share its
+        outcome (when it commits they were loaded and overwritten, as one by one)."""
         if self.mode != "upsert":
-            return groups
+            return {}
         idx = [info.columns.index(k) for k in self.key]
+
+        def key_of(row: Sequence[Any]) -> Any:
+            return tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]
+
         last: dict[Any, int] = {}
-        for n, row in enumerate(rows):
-            k = tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]
-            if isinstance(k, (dict, list)):
-                return groups  # not hashable: let the database say what it thinks
-            last[k] = n
+        try:
+            for n, row in enumerate(rows):
+                last[key_of(row)] = n
+        except TypeError:
+            return {}  # an unhashable key (a list): the database will say what it thinks
         if len(last) == len(rows):
-            return groups
-        merged: dict[int, list[int]] = {}
+            return {}
+        chosen = set(last.values())
+        shadows: dict[int, list[int]] = {}
         for n, row in enumerate(rows):
-            k = tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]
-            merged.setdefault(last[k], []).extend(groups[n])
-        chosen = sorted(merged)
-        rows[:] = [rows[n] for n in chosen]
-        return [merged[n] for n in chosen]
+            if n not in chosen:
+                shadows.setdefault(keep[last[key_of(row)]], []).append(keep[n])
+        order = sorted(chosen)
+        rows[:] = [rows[n] for n in order]
+        keep[:] = [keep[n] for n in order]
+        return shadows
 
     def _bisect(self, info: _Table, recs: Sequence[Any], rows: list[Sequence[Any]],
-                keep: list[list[int]], out: list[tuple[int, DeadLetter | None]]) -> None:
+                keep: list[int], shadows: dict[int, list[int]], done: _Done) -> None:
         write = self._write_pg if self.fast else self._write_generic
         try:
             write(info, rows)
         except _RowsFailed as err:
             if len(rows) == 1:
-                for i in keep[0]:
-                    out.append((i, DeadLetter(
-                        record=recs[i], error_type=err.error_type, error_message=err.message,
-                        stage=self.name, target=info.name)))
+                done.dead.append((keep[0], DeadLetter(
+                    record=recs[keep[0]], error_type=err.error_type,
+                    error_message=err.message, stage=self.name, target=info.name)))
+                earlier = shadows.get(keep[0])
+                if earlier:  # the previous record with this key stands on its own now
+                    last, rest = earlier[-1], earlier[:-1]
+                    self._bisect(info, recs, [self._row(recs[last], info)], [last],
+                                 {last: rest} if rest else {}, done)
                 return
             mid = len(rows) // 2
             self._bisects += 1
-            self._bisect(info, recs, rows[:mid], keep[:mid], out)
-            self._bisect(info, recs, rows[mid:], keep[mid:], out)
+            self._bisect(info, recs, rows[:mid], keep[:mid], shadows, done)
+            self._bisect(info, recs, rows[mid:], keep[mid:], shadows, done)
             return
-        n = 0
-        for group in keep:
-            for i in group:
-                out.append((i, None))
-                n += 1
+        done.ok.append(keep)
+        n = len(keep)
+        if shadows:
+            extra = [j for i in keep for j in shadows.get(i, ())]
+            done.ok.append(extra)
+            n += len(extra)
         self.stats.add(committed=n)
         self.last_counts[info.name] = self.last_counts.get(info.name, 0) + n
 
@@ -756,13 +792,16 @@ class SqlLoader(Stage):
         Retried after a lost connection, without the records whose outcome is final (their
         sub-batch committed, or they are dead letters)."""
         results: list[DeadLetter | None] = [None] * len(recs)
-        todo = list(range(len(recs)))
+        todo: list[int] | None = None  # None: all of them
 
         def attempt() -> None:
             nonlocal todo
-            done: list[tuple[int, DeadLetter | None]] = []
+            batch = recs if todo is None else [recs[i] for i in todo]
+            if not batch:
+                return
+            done = _Done()
             try:
-                self._attempt(table, [recs[i] for i in todo], done)
+                self._attempt(table, batch, done)
             except _Disconnected:
                 raise
             except Exception as exc:
@@ -771,11 +810,18 @@ class SqlLoader(Stage):
                     raise _Disconnected(exc) from exc
                 raise
             finally:
-                finished = set()
-                for j, dl in done:
-                    results[todo[j]] = dl
-                    finished.add(j)
-                todo = [i for j, i in enumerate(todo) if j not in finished]
+                where = todo
+                for j, dl in done.dead:
+                    results[j if where is None else where[j]] = dl
+                finished = sum(map(len, done.ok)) + len(done.dead)
+                if finished == len(batch):
+                    todo = []
+                elif finished:
+                    fin = {j for j, _ in done.dead}
+                    for group in done.ok:
+                        fin.update(group)
+                    todo = [j if where is None else where[j]
+                            for j in range(len(batch)) if j not in fin]
 
         self._with_retries(attempt, f"load into {table!r}")
         return results
