@@ -6,14 +6,17 @@ template) is one transaction; ``stats.committed`` grows by a batch's rows once i
 has returned.
 
 PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): no row-by-row INSERT.
-In ``upsert`` mode each batch is sent with ``COPY ... FROM STDIN`` (text format) into a
-temporary table of ``text`` columns, then written by one statement: ``MERGE`` on PostgreSQL
+In ``upsert`` mode one query first asks whether any of the batch's keys exists; when none
+does (a first load, new rows) the batch is COPYed straight into the table. Otherwise it is
+sent with ``COPY ... FROM STDIN`` (text format) into a temporary table of ``text`` columns,
+then written by one statement: ``MERGE`` on PostgreSQL
 15+ (it probes the key's index per row and inserts new rows plainly, about twice as fast as
-ON CONFLICT's speculative insertion; a batch that meets a concurrent writer of the same key
-is written again with ON CONFLICT), else ``INSERT INTO t (...) SELECT ... ON CONFLICT (key)
+ON CONFLICT's speculative insertion), else ``INSERT INTO t (...) SELECT ... ON CONFLICT (key)
 DO UPDATE``. The server converts each value with an explicit cast to its column's type
 without the modifier (``::character varying``, ``::numeric``), so a value too long for
-``varchar(10)`` is an error, not a silent truncation. In ``insert``/``replace`` mode the
+``varchar(10)`` is an error, not a silent truncation. A batch that meets a concurrent
+writer of one of its keys on either fast way (a unique violation) is written again with
+``INSERT ... ON CONFLICT``, so the result is the same. In ``insert``/``replace`` mode the
 batch is COPYed straight into the table (the server's input functions do the same
 conversions). One worker thread writes a batch while the next is read from upstream.
 
@@ -229,8 +232,8 @@ class _Done:
 class _Table:
     """What a batch needs to know about one target table on one connection."""
 
-    __slots__ = ("colset", "columns", "convert", "copy", "insert", "merge", "name", "stage",
-                 "types")
+    __slots__ = ("colset", "columns", "convert", "copy", "direct", "insert", "merge", "name",
+                 "probe", "stage", "types")
 
     def __init__(self, name: str, columns: list[str], types: list[str]) -> None:
         self.name = name
@@ -242,6 +245,8 @@ class _Table:
         self.copy = ""
         self.insert: Any = None
         self.merge: str | None = None
+        self.direct: str | None = None
+        self.probe: str | None = None
 
 
 class SqlLoader(Stage):
@@ -574,6 +579,16 @@ class SqlLoader(Stage):
                            for i, t in enumerate(info.types))
         info.insert = (f"INSERT INTO {self._qt(info.name)} ({target}) SELECT {select} "
                        f"FROM {info.stage}{self._conflict(info)}")
+        key_types = [info.types[info.columns.index(k)] for k in self.key]
+        if not any(t.endswith("]") for t in key_types):
+            # before a batch: does any of its keys exist? If none does, an upsert is an
+            # insert, and the batch is COPYed straight into the table
+            info.direct = f"COPY {self._qt(info.name)} ({target}) FROM STDIN"
+            arrays = ", ".join(f"%s::{t}[]" for t in key_types)
+            names = ", ".join(f"a{i}" for i in range(len(self.key)))
+            on = " AND ".join(f"t.{self._q(k)} = u.a{i}" for i, k in enumerate(self.key))
+            info.probe = (f"SELECT EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t "
+                          f"JOIN unnest({arrays}) AS u({names}) ON {on})")
         if self._conn.info.server_version >= 150000:
             # MERGE probes the key's index for each row of the batch and inserts the new
             # rows plainly: about twice as fast as ON CONFLICT's speculative insertion. A batch that
@@ -612,18 +627,37 @@ class SqlLoader(Stage):
             row = [_generic_value(v) for v in row]
         return row
 
+    def _key_arrays(self, info: _Table, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """The batch's key values per key column, as text for the probe's casts."""
+        out = []
+        for k in self.key:
+            i = info.columns.index(k)
+            out.append([v if v is None or type(v) is str else str(v)
+                        for v in (row[i] for row in rows)])
+        return out
+
     def _write_pg(self, info: _Table, rows: Sequence[Sequence[Any]],
-                  use_merge: bool = True) -> None:
+                  careful: bool = False) -> None:
+        """One transaction for ``rows``. An upsert whose keys are all new is a COPY into the
+        table; else COPY into the stage and MERGE (or ON CONFLICT). ``careful``: a unique
+        violation met on the fast ways (a concurrent writer of the same key) made it come
+        back, and it goes through ``INSERT ... ON CONFLICT``."""
         import psycopg
 
         conn = self._conn
         xid = None
         committing = False
+        fast = False
         try:
             cur = conn.cursor()
             xid = cur.execute("SELECT txid_current()").fetchone()[0]
+            target = info.copy
+            if info.probe is not None and not careful:
+                found = cur.execute(info.probe, self._key_arrays(info, rows)).fetchone()[0]
+                if not found:
+                    target, fast = info.direct or target, True
             try:
-                with cur.copy(info.copy) as copy:
+                with cur.copy(target) as copy:
                     write = copy.write_row
                     for row in rows:
                         write(row)
@@ -633,7 +667,10 @@ class SqlLoader(Stage):
                 # a value psycopg cannot write: this batch's data, not the connection
                 conn.rollback()
                 raise _RowsFailed(type(exc).__name__, self._mask(_first_line(exc))) from exc
-            if info.merge is not None and use_merge:
+            if fast:
+                pass
+            elif info.merge is not None and not careful:
+                fast = True
                 cur.execute(info.merge)
             elif info.insert is not None:
                 cur.execute(info.insert)
@@ -649,9 +686,9 @@ class SqlLoader(Stage):
                 raise _Disconnected(exc) from exc
             if not conn.closed:
                 conn.rollback()
-            if use_merge and info.merge is not None and \
+            if fast and self.mode == "upsert" and \
                     isinstance(exc, psycopg.errors.UniqueViolation):
-                return self._write_pg(info, rows, use_merge=False)
+                return self._write_pg(info, rows, careful=True)
             err = self._row_error(exc)
             if err is not None:
                 raise err from exc
