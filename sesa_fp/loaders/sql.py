@@ -233,7 +233,7 @@ class _Table:
     """What a batch needs to know about one target table on one connection."""
 
     __slots__ = ("colset", "columns", "convert", "copy", "direct", "insert", "merge", "name",
-                 "probe", "stage", "types")
+                 "optimistic", "probe", "stage", "types")
 
     def __init__(self, name: str, columns: list[str], types: list[str]) -> None:
         self.name = name
@@ -247,6 +247,7 @@ class _Table:
         self.merge: str | None = None
         self.direct: str | None = None
         self.probe: str | None = None
+        self.optimistic = True
 
 
 class SqlLoader(Stage):
@@ -589,6 +590,17 @@ class SqlLoader(Stage):
             on = " AND ".join(f"t.{self._q(k)} = u.a{i}" for i, k in enumerate(self.key))
             info.probe = (f"SELECT EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t "
                           f"JOIN unnest({arrays}) AS u({names}) ON {on})")
+            if len(self.key) == 1:
+                # one index range probe first: no row between the batch's smallest and
+                # largest key (appending, a first load) answers without a probe per key
+                k, t = self._q(self.key[0]), key_types[0]
+                info.probe = (
+                    f"WITH b AS (SELECT %s::{t}[] AS a), "
+                    f"r AS (SELECT min(x) AS lo, max(x) AS hi FROM b, unnest(b.a) AS x) "
+                    f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t, r "
+                    f"WHERE t.{k} BETWEEN r.lo AND r.hi) THEN EXISTS (SELECT 1 FROM "
+                    f"{self._qt(info.name)} AS t JOIN (SELECT unnest(a) FROM b) AS u(x) "
+                    f"ON t.{k} = u.x) ELSE false END")
         if self._conn.info.server_version >= 150000:
             # MERGE probes the key's index for each row of the batch and inserts the new
             # rows plainly: about twice as fast as ON CONFLICT's speculative insertion. A batch that
@@ -647,15 +659,19 @@ class SqlLoader(Stage):
         conn = self._conn
         xid = None
         committing = False
-        fast = False
+        fast = direct = guessed = False
         try:
             cur = conn.cursor()
             xid = cur.execute("SELECT txid_current()").fetchone()[0]
             target = info.copy
-            if info.probe is not None and not careful:
-                found = cur.execute(info.probe, self._key_arrays(info, rows)).fetchone()[0]
-                if not found:
-                    target, fast = info.direct or target, True
+            if info.direct is not None and info.probe is not None and not careful:
+                # optimistic while batches keep being new keys (a first load, appending):
+                # no probe at all; after a conflict, probe until a batch is all new again
+                guessed = info.optimistic
+                direct = guessed or not cur.execute(
+                    info.probe, self._key_arrays(info, rows)).fetchone()[0]
+                if direct:
+                    target, fast, info.optimistic = info.direct, True, True
             try:
                 with cur.copy(target) as copy:
                     write = copy.write_row
@@ -688,6 +704,9 @@ class SqlLoader(Stage):
                 conn.rollback()
             if fast and self.mode == "upsert" and \
                     isinstance(exc, psycopg.errors.UniqueViolation):
+                if direct and guessed:  # some keys exist after all: probe, then MERGE
+                    info.optimistic = False
+                    return self._write_pg(info, rows)
                 return self._write_pg(info, rows, careful=True)
             err = self._row_error(exc)
             if err is not None:
