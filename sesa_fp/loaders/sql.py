@@ -6,8 +6,10 @@ template) is one transaction; ``stats.committed`` grows by a batch's rows once i
 has returned.
 
 PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): no row-by-row INSERT.
-In ``upsert`` mode one query first asks whether any of the batch's keys exists; when none
-does (a first load, new rows) the batch is COPYed straight into the table. Otherwise it is
+In ``upsert`` mode a batch is COPYed straight into the table while batches keep being new
+keys (a first load, appending); one that meets an existing key (a unique violation, rolled
+back) is probed and written as below, and so are the next ones until a probe finds a batch
+all new again (for a single key, one index range probe first). A batch with existing keys is
 sent with ``COPY ... FROM STDIN`` (text format) into a temporary table of ``text`` columns,
 then written by one statement: ``MERGE`` on PostgreSQL
 15+ (it probes the key's index per row and inserts new rows plainly, about twice as fast as
