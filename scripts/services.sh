@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Local services for integration tests, all bound to 127.0.0.1 only: a real OpenSearch
-# node ("search"), moto's S3 server ("s3"), Azurite's Blob service ("azure") and
-# fake-gcs-server ("gcs").
+# node ("search"), moto's S3 server ("s3"), Azurite's Blob service ("azure"),
+# fake-gcs-server ("gcs") and a PostgreSQL server ("postgres").
 #
-#   scripts/services.sh start  [search|s3|azure|gcs|all]   (default: all)
-#   scripts/services.sh stop   [search|s3|azure|gcs|all]
-#   scripts/services.sh status [search|s3|azure|gcs|all]
+#   scripts/services.sh start  [search|s3|azure|gcs|postgres|all]   (default: all)
+#   scripts/services.sh stop   [search|s3|azure|gcs|postgres|all]
+#   scripts/services.sh status [search|s3|azure|gcs|postgres|all]
 #
 # start: starts each requested service (or finds it already running), waits
 # until it is healthy and prints one line per service on stdout:
@@ -14,8 +14,10 @@
 #   AZURE_URL=http://127.0.0.1:PORT/devstoreaccount1   (Azurite's blob endpoint and
 #                                                       its well-known dev account)
 #   GCS_URL=http://127.0.0.1:PORT
-# Nothing else goes to stdout (progress and errors go to stderr), so callers
-# can do:  eval "$(scripts/services.sh start)" ; export SEARCH_URL S3_URL AZURE_URL GCS_URL
+#   POSTGRES_URL=postgresql://sesa:sesa@127.0.0.1:PORT/sesa
+# Nothing else goes to stdout (progress and errors go to stderr), so callers can do:
+#   eval "$(scripts/services.sh start)"
+#   export SEARCH_URL S3_URL AZURE_URL GCS_URL POSTGRES_URL
 #
 # State (pids, ports, logs, data) lives in .services/ at the repo root.
 # stop ends only the process groups this script started (recorded pid + pgid,
@@ -31,6 +33,15 @@
 #                                  "thread_pool.write.queue_size=2 thread_pool.write.size=1"
 #   SEARCH_START_TIMEOUT           seconds to wait for health (default 180)
 #   S3_START_TIMEOUT               seconds to wait for health (default 60)
+#   POSTGRES_PORT                  fixed port (default: a free port)
+#
+# PostgreSQL comes from Debian's packages: when no /usr/lib/postgresql/*/bin/initdb
+# exists, start installs it (apt-get, non-interactive; needs root). The server runs
+# from its own data dir (.services/postgres/data; under /tmp when the repo is not
+# reachable by the server's user), password auth on 127.0.0.1 only (user and
+# password "sesa", database "sesa"), unix socket in the state dir. As root the
+# server runs as the "postgres" system user (created when missing), as PostgreSQL
+# refuses to run as root.
 #   JAVA_HOME                      Java 17+ used for Maven and the node
 #   AZURITE_VERSION                Azurite version installed when missing (default 3.35.0)
 #   FAKE_GCS_VERSION               fake-gcs-server version installed when missing (v1.56.1)
@@ -402,6 +413,177 @@ stop_gcs() {
     rm -rf "$STATE/gcs/data"
 }
 
+# --- postgres (Debian's PostgreSQL) --------------------------------------
+
+PG_USER=sesa
+PG_PASSWORD=sesa
+PG_DB=sesa
+
+pg_bindir() {
+    local d
+    d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    [ -n "$d" ] && [ -x "$d/initdb" ] && echo "$d"
+}
+
+install_postgres() {
+    pg_bindir >/dev/null && return 0
+    [ "$(id -u)" = 0 ] || die "PostgreSQL is not installed and installing it needs root (apt-get install postgresql)"
+    command -v apt-get >/dev/null 2>&1 || die "PostgreSQL is not installed and apt-get is missing"
+    log "installing PostgreSQL from Debian's packages (apt-get) ..."
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q --no-install-recommends postgresql >&2; then
+        apt-get update -q >&2 || true
+        apt-get install -y -q --no-install-recommends postgresql >&2 \
+            || die "apt-get install postgresql failed"
+    fi
+    pg_bindir >/dev/null || die "PostgreSQL installed but no /usr/lib/postgresql/*/bin/initdb"
+}
+
+# as_pg CMD...: run CMD as the server's OS user (postgres when we are root)
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_os_user() {
+    [ "$(id -u)" = 0 ] || return 0
+    if ! id postgres >/dev/null 2>&1; then
+        log "creating the postgres system user"
+        useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/sh postgres \
+            || die "cannot create the postgres system user"
+    fi
+}
+
+# pg_home: where the data dir lives; the repo's state dir when the server's user can
+# reach it, else a private dir under /tmp (recorded in .services/postgres/home)
+pg_home() {
+    local dir="$STATE/postgres" home
+    if [ -f "$dir/home" ] && [ -d "$(cat "$dir/home")" ]; then
+        cat "$dir/home"
+        return 0
+    fi
+    if as_pg test -x "$dir" 2>/dev/null && as_pg test -r "$dir" 2>/dev/null; then
+        home="$dir/server"
+    else
+        home="$(mktemp -d "${TMPDIR:-/tmp}/sesa-postgres.XXXXXX")"
+        chmod 755 "$home"
+    fi
+    echo "$home" > "$dir/home"
+    echo "$home"
+}
+
+pg_alive() {
+    local dir="$STATE/postgres" home pid
+    [ -f "$dir/home" ] || return 1
+    home="$(cat "$dir/home")"
+    [ -f "$home/data/postmaster.pid" ] || return 1
+    pid="$(head -n 1 "$home/data/postmaster.pid")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$home/data"
+}
+
+# close_fds: close every descriptor above 2 of the current (sub)shell
+close_fds() {
+    local fd
+    for fd in $(ls /proc/$BASHPID/fd 2>/dev/null); do
+        [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+    done
+}
+
+start_postgres() {
+    local svc=postgres dir="$STATE/postgres" bin home port url logf t0
+    mkdir -p "$dir"
+    if pg_alive && [ -f "$dir/url" ]; then
+        url="$(cat "$dir/url")"
+        bin="$(pg_bindir)"
+        if [ -n "${POSTGRES_PORT:-}" ] && [ "$(cat "$dir/port" 2>/dev/null)" != "$POSTGRES_PORT" ]; then
+            log "postgres is running on another port than $POSTGRES_PORT; restarting it"
+        elif "$bin/pg_isready" -q -h 127.0.0.1 -p "$(cat "$dir/port")" -t 5; then
+            log "postgres already running (pid $(head -n 1 "$(cat "$dir/home")/data/postmaster.pid"))"
+            echo "POSTGRES_URL=$url"
+            return 0
+        else
+            log "postgres process exists but does not answer; restarting it"
+        fi
+    fi
+    stop_postgres
+    install_postgres
+    bin="$(pg_bindir)"
+    pg_os_user
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    home="$(pg_home)"
+    rm -rf "$home/data" "$home/run"
+    mkdir -p "$home/run"
+    printf '%s\n' "$PG_PASSWORD" > "$home/pwfile"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$home"; fi
+    logf="$dir/postgres.log"
+    : > "$logf"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$logf"; fi
+    t0=$(now_ms)
+    log "initdb into $home/data ($bin)"
+    as_pg "$bin/initdb" -D "$home/data" -U "$PG_USER" --pwfile="$home/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+        --no-sync >>"$logf" 2>&1 || fail_pg "$logf" "initdb failed"
+    rm -f "$home/pwfile"
+    # loopback only: no other host line than 127.0.0.1/32 (initdb also writes ::1 and
+    # replication lines, which listen_addresses makes unreachable anyway)
+    port="${POSTGRES_PORT:-$(free_port)}"
+    url="postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DB"
+    log "starting PostgreSQL on 127.0.0.1:$port; log: $logf"
+    # the server must not inherit our lock (fd 9) nor a caller's pipes: it would hold them
+    # open for its whole life
+    ( close_fds; as_pg "$bin/pg_ctl" start -D "$home/data" -l "$logf" -w -t 60 -s \
+        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$home/run -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        </dev/null >/dev/null 2>>"$logf" ) || fail_pg "$logf" "pg_ctl start failed"
+    echo "$port" > "$dir/port"
+    as_pg "$bin/createdb" -h "$home/run" -p "$port" -U "$PG_USER" "$PG_DB" >&2 \
+        || fail_pg "$logf" "createdb $PG_DB failed"
+    PGPASSWORD="$PG_PASSWORD" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -d "$PG_DB" -U "$PG_USER" -t 30 \
+        || fail_pg "$logf" "not ready on 127.0.0.1:$port"
+    echo "$url" > "$dir/url"
+    log "postgres ready after $(( $(now_ms) - t0 )) ms (pid $(head -n 1 "$home/data/postmaster.pid"))"
+    echo "POSTGRES_URL=$url"
+}
+
+fail_pg() {
+    local logf="$1" msg="$2"
+    echo "services: ERROR: postgres: $msg" >&2
+    if [ -f "$logf" ]; then
+        echo "services: ---- last 40 lines of $logf ----" >&2
+        tail -n 40 "$logf" >&2 || true
+        echo "services: ----" >&2
+    fi
+    stop_postgres 2>/dev/null || true
+    exit 1
+}
+
+stop_postgres() {
+    local dir="$STATE/postgres" home bin
+    [ -f "$dir/home" ] || { rm -f "$dir/url" "$dir/port"; return 0; }
+    home="$(cat "$dir/home")"
+    if pg_alive; then
+        bin="$(pg_bindir)"
+        log "stopping postgres (data dir $home/data)"
+        as_pg "$bin/pg_ctl" stop -D "$home/data" -m fast -w -t 60 -s >&2 \
+            || as_pg "$bin/pg_ctl" stop -D "$home/data" -m immediate -w -t 30 -s >&2 || true
+    fi
+    rm -rf "$home/data" "$home/run"
+    case "$home" in "$dir"/*) ;; *) rmdir "$home" 2>/dev/null || true ;; esac
+    rm -f "$dir/url" "$dir/port" "$dir/home"
+}
+
+status_postgres() {
+    if pg_alive && [ -f "$STATE/postgres/url" ]; then
+        echo "POSTGRES_URL=$(cat "$STATE/postgres/url")"
+    else
+        log "postgres: not running"
+    fi
+}
+
 status_one() {
     local svc="$1" marker="$2" var="$3"
     if alive "$svc" "$marker" && [ -f "$STATE/$svc/url" ]; then
@@ -413,11 +595,11 @@ status_one() {
 
 # --- main ----------------------------------------------------------------
 
-usage() { echo "usage: $0 start|stop|status [search|s3|azure|gcs|all]" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status [search|s3|azure|gcs|postgres|all]" >&2; exit 2; }
 
 cmd="${1:-}"
 what="${2:-all}"
-case "$what" in search|s3|azure|gcs|all) ;; *) usage ;; esac
+case "$what" in search|s3|azure|gcs|postgres|all) ;; *) usage ;; esac
 case "$cmd" in start|stop|status) ;; *) usage ;; esac
 
 mkdir -p "$STATE"
@@ -433,8 +615,10 @@ case "$cmd" in
         if [ "$what" = all ] || [ "$what" = s3 ]; then start_s3; fi
         if [ "$what" = all ] || [ "$what" = azure ]; then start_azure; fi
         if [ "$what" = all ] || [ "$what" = gcs ]; then start_gcs; fi
+        if [ "$what" = all ] || [ "$what" = postgres ]; then start_postgres; fi
         ;;
     stop)
+        if [ "$what" = all ] || [ "$what" = postgres ]; then stop_postgres; fi
         if [ "$what" = all ] || [ "$what" = gcs ]; then stop_gcs; fi
         if [ "$what" = all ] || [ "$what" = azure ]; then stop_azure; fi
         if [ "$what" = all ] || [ "$what" = s3 ]; then stop_s3; fi
@@ -445,5 +629,6 @@ case "$cmd" in
         if [ "$what" = all ] || [ "$what" = s3 ]; then status_one s3 "moto.server" S3_URL; fi
         if [ "$what" = all ] || [ "$what" = azure ]; then status_one azure "azurite-blob" AZURE_URL; fi
         if [ "$what" = all ] || [ "$what" = gcs ]; then status_one gcs "fake-gcs-server" GCS_URL; fi
+        if [ "$what" = all ] || [ "$what" = postgres ]; then status_postgres; fi
         ;;
 esac

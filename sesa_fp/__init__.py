@@ -58,12 +58,14 @@ __all__ = [
     "http_source",
     "load_es",
     "load_files",
+    "load_sql",
     "map_concurrent",
     "merge",
     "partition",
     "pipe",
     "read_jsonl",
     "run",
+    "sql_source",
     "stage",
     "tee",
     "to_storage",
@@ -85,4 +87,12 @@ def __getattr__(name: str) -> object:
         from sesa_fp.loaders.search import load_es
 
         return load_es
+    if name == "load_sql":  # SQLAlchemy and psycopg load with it (the 'sql' extra)
+        from sesa_fp.loaders.sql import load_sql
+
+        return load_sql
+    if name == "sql_source":  # SQLAlchemy and the driver load when it is called
+        from sesa_fp.sources.sql import sql_source
+
+        return sql_source
     raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")

@@ -121,6 +121,7 @@ _IMPORTS = (
     ("sesa_fp.sources.pagination", ("page_number", "offset_limit", "cursor", "next_url",
                                     "link_header")),
     ("sesa_fp.loaders.search", ("load_es",)),
+    ("sesa_fp.loaders.sql", ("load_sql",)),
     ("sesa_fp.config.plugins", ("plugin_extractor", "plugin_loader", "plugin_transform")),
 )
 

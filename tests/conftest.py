@@ -355,3 +355,30 @@ def search_admin(search_url: str) -> SearchAdmin:
 def search_admin_at() -> type[SearchAdmin]:
     """`SearchAdmin` itself, for tests that talk to a private node: ``search_admin_at(url)``."""
     return SearchAdmin
+
+
+# --- PostgreSQL on loopback --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 as ``postgresql://user:pw@127.0.0.1:PORT/db``:
+    ``POSTGRES_URL`` if set, else started with ``scripts/services.sh start postgres`` and
+    stopped at the end (unless it already ran)."""
+    url = os.environ.get("POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if not _SERVICES.exists():
+        service_missing(f"{_SERVICES} not found")
+    was_running = "POSTGRES_URL=" in _services("status", "postgres").stdout
+    proc = _services("start", "postgres")
+    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
+             if ln.startswith("POSTGRES_URL=")]
+    if proc.returncode != 0 or not found:
+        service_missing(f"cannot start PostgreSQL: {proc.stderr.strip()[-800:]}")
+    try:
+        yield found[0]
+    finally:
+        if not was_running:
+            _services("stop", "postgres")

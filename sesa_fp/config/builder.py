@@ -29,7 +29,7 @@ from sesa_fp.config.spec import (
 from sesa_fp.config.templating import render_tree, template_vars
 from sesa_fp.errors import ConfigError
 from sesa_fp.imports import import_object
-from sesa_fp.secrets import mask_value, masked_repr, reveal_tree
+from sesa_fp.secrets import Secret, mask_value, masked_repr, reveal_tree
 from sesa_fp.stream import (
     Pipeline,
     batched,
@@ -303,6 +303,53 @@ register("extractor", Plugin("elasticsearch", SearchExtractor, _search_source("a
 register("extractor", Plugin("opensearch", SearchExtractor, _search_source("opensearch"),
                              requires="opensearchpy", extra="opensearch"))
 register("extractor", Plugin("api", ApiExtractor, _build_api))
+
+
+@attrs.define
+class SqlConnection:
+    url: str = attrs.field(repr=masked_repr)
+    password: Secret | None = None
+    connect_args: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+
+
+@attrs.define
+class SqlExtractor:
+    connection: SqlConnection
+    query: str
+    params: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
+    chunk_size: int = 5000
+    partition_on: str | None = None
+    partitions: int = 1
+    slices: int | None = None  # the search extractors' name for partitions
+    max_retries: int = 5
+    retry_backoff: float = 0.5
+    connect_timeout: float = 10.0
+
+
+def _build_sql(s: SqlExtractor, job: JobSpec) -> Any:
+    from sesa_fp.sources.sql import sql_source
+
+    n = s.partitions
+    if s.slices is not None:
+        if n != 1 and n != s.slices:
+            raise ConfigError(f"extractor: partitions={n} and slices={s.slices} differ; "
+                              "give one")
+        n = s.slices
+    c = s.connection
+    source = sql_source(c.url, s.query, reveal_tree(s.params) or None,
+                        chunk_size=s.chunk_size, partition_on=s.partition_on, partitions=n,
+                        password=c.password, max_retries=s.max_retries,
+                        retry_backoff=s.retry_backoff, connect_timeout=s.connect_timeout,
+                        connect_args=reveal_tree(c.connect_args) or None)
+    if n > 1:  # the key ranges read at once, a thread each
+        return merge(*source.partitions())
+    return source
+
+
+for _sql_name in ("jdbc", "sql"):  # "jdbc" is the seed's name
+    register("extractor", Plugin(_sql_name, SqlExtractor, _build_sql, requires="sqlalchemy",
+                                 extra="sql"))
+
 register("loader", Plugin("files", FilesLoader, _build_files))
 register("loader", Plugin("elasticsearch", SearchLoader, _search_loader("auto"),
                           requires="elasticsearch", extra="es"))
@@ -313,6 +360,8 @@ register("transform", Plugin("cast", CastSpec, _build_cast))
 register("transform", Plugin("derive", DeriveSpec, _build_derive))
 register("transform", Plugin("validate", ValidateSpec, _build_validate))
 register("transform", Plugin("python_class", PythonClassSpec, _build_python_class))
+# SQL loaders (type: postgres, type: sql) register themselves beside their spec classes
+import sesa_fp.config.sql_loader  # noqa: E402, F401
 
 
 # -- reading and building ------------------------------------------------------------------------

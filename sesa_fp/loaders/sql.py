@@ -1,0 +1,1008 @@
+"""`load_sql`: records into a SQL table (PostgreSQL fast path, SQLite, any SQLAlchemy 2 URL).
+
+One result per input record, in input order; input failures pass through. Records are taken
+``batch_size`` at a time and each batch (per target table, when ``table`` is a per-record
+template) is one transaction; ``stats.committed`` grows by a batch's rows once its COMMIT
+has returned.
+
+PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): no row-by-row INSERT.
+In ``upsert`` mode a batch is COPYed straight into the table while batches keep being new
+keys (a first load, appending); one that meets an existing key (a unique violation, rolled
+back) is probed and written as below, and so are the next ones until a probe finds a batch
+all new again (for a single key, one index range probe first). A batch with existing keys is
+sent with ``COPY ... FROM STDIN`` (text format) into a temporary table of ``text`` columns,
+then written by one statement: ``MERGE`` on PostgreSQL
+15+ (it probes the key's index per row and inserts new rows plainly, about twice as fast as
+ON CONFLICT's speculative insertion), else ``INSERT INTO t (...) SELECT ... ON CONFLICT (key)
+DO UPDATE``. The server converts each value with an explicit cast to its column's type
+without the modifier (``::character varying``, ``::numeric``), so a value too long for
+``varchar(10)`` is an error, not a silent truncation. A batch that meets a concurrent
+writer of one of its keys on either fast way (a unique violation) is written again with
+``INSERT ... ON CONFLICT``, so the result is the same. In ``insert``/``replace`` mode the
+batch is COPYed straight into the table (the server's input functions do the same
+conversions). One worker thread writes a batch while the next is read from upstream.
+
+Values go through psycopg's text adapters (the server does the typing): ``str`` as is (ISO
+dates and datetimes, ISO-8601 intervals, UUIDs, numbers in strings all parse server-side),
+``int``/``float``/``Decimal``/``bool``/``datetime``/``date``/``UUID`` as psycopg writes them,
+``list`` as an array literal for array columns, ``dict`` and ``list`` as JSON for
+``json``/``jsonb`` columns (any value there is JSON-encoded: ``"abc"`` becomes the JSON
+string), a ``str`` for a ``bytea`` column is standard base64 (as `sql_source` reads it),
+``None`` is NULL. Several records with one key in an upsert batch: the last one wins, as if
+written one by one (when it is refused, the one before it is written instead).
+
+SQLite and other SQLAlchemy URLs: ``executemany`` of ``INSERT ... ON CONFLICT (key) DO
+UPDATE`` (``mode="upsert"`` needs a dialect that has it: SQLite, PostgreSQL); ``dict``/
+``list`` become JSON text, dates and datetimes ISO strings, ``Decimal`` a string, bytes
+stay bytes.
+
+Bad rows: when a batch fails with a data error (a value of the wrong type, NOT NULL, CHECK,
+a value too long, a unique violation in insert mode), the batch is bisected until exactly
+the offending records are left; each becomes a dead letter carrying the database's error
+(SQLSTATE and message), the rest commit. A record with fields the table lacks is a dead
+letter at once (nothing is dropped silently). A lost connection is retried with exponential
+backoff and jitter, and a batch whose COMMIT was in flight is checked with ``txid_status``
+after reconnecting, so nothing is written or counted twice; an outage that outlasts
+``max_retries`` raises `SqlUnavailableError` naming the host (credentials masked).
+
+``mode``: ``upsert`` (needs ``key``), ``insert`` (a duplicate key is a dead letter),
+``replace`` (the table is emptied in its own transaction when the run first writes to it,
+then rows are inserted; not atomic with the load). ``create=True`` creates a missing table
+from ``columns`` (name -> SQL type, with ``PRIMARY KEY (key)``); ``infer_columns=True``
+instead takes the types from the first record of each table (asked for explicitly, never
+by default). Without ``columns`` every column of the table is written (a field a record
+lacks is NULL); with ``columns`` only those.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as _dt
+import decimal
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import more_itertools
+import orjson
+import tenacity
+from returns.result import Failure, Success
+
+from sesa_fp.dataset import DatasetTemplate
+from sesa_fp.errors import ConfigError, RecordError, SesaError
+from sesa_fp.logs import log_event
+from sesa_fp.result import DeadLetter
+from sesa_fp.search.base import backoff_wait
+from sesa_fp.secrets import Secret, mask_url, redact, secret_strings, to_secret
+from sesa_fp.stats import Stage
+
+__all__ = ["MODES", "SqlLoadError", "SqlLoader", "SqlUnavailableError", "load_sql"]
+
+MODES = ("upsert", "insert", "replace")
+
+try:  # one error family for both halves of SQL when the source module is there
+    from sesa_fp.sources.sql import SqlError as _SqlBase
+    from sesa_fp.sources.sql import SqlUnavailableError as _Unavailable
+except ImportError:  # pragma: no cover - the source half is optional
+    class _SqlBase(SesaError):  # type: ignore[no-redef]
+        """Base of the SQL errors."""
+
+    class _Unavailable(_SqlBase):  # type: ignore[no-redef]
+        """The database does not answer."""
+
+
+class SqlLoadError(_SqlBase):
+    """`load_sql` cannot write: the table is missing or its shape does not fit (not a bad
+    record, which becomes a dead letter)."""
+
+
+class SqlUnavailableError(_Unavailable):
+    """The database host did not answer, or lost every connection, for longer than the
+    retries; ``host`` is the masked URL.
+
+    >>> str(SqlUnavailableError("postgresql+psycopg://u:***@h:5432/db", "down"))
+    'down'
+    """
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class _Disconnected(Exception):
+    """A batch failed because the connection did (retried)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _RowsFailed(Exception):
+    """A batch failed because of its data (bisected)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def _ident_parts(table: str) -> tuple[str, ...]:
+    parts = tuple(table.split("."))
+    if not 1 <= len(parts) <= 2 or not all(parts):
+        raise RecordError(f"table name {table!r}: expected 'name' or 'schema.name'")
+    return parts
+
+
+def _ident_parts_config(table: str) -> None:
+    try:
+        _ident_parts(table)
+    except RecordError as exc:
+        raise ConfigError(f"load_sql: {exc}") from exc
+
+
+def _check_columns(columns: Mapping[str, str] | None) -> dict[str, str] | None:
+    if columns is None:
+        return None
+    if not isinstance(columns, Mapping) or not columns or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in columns.items()):
+        raise ConfigError(f"load_sql: columns must map column names to SQL types, "
+                          f"got {columns!r}")
+    return dict(columns)
+
+
+def _infer_type(value: Any) -> str:
+    """A SQL type for a JSON-friendly value (``infer_columns=True`` only)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, (float, decimal.Decimal)):
+        return "double precision" if isinstance(value, float) else "numeric"
+    if isinstance(value, _dt.datetime):
+        return "timestamptz" if value.tzinfo else "timestamp"
+    if isinstance(value, _dt.date):
+        return "date"
+    if isinstance(value, (dict, list)):
+        return "jsonb"
+    if isinstance(value, (bytes, bytearray)):
+        return "bytea"
+    return "text"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- value conversion ------------------------------------------------------------------------
+def _json_text(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError as exc:
+        raise RecordError(f"value is not JSON: {exc}") from exc
+
+
+def _bytea(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise RecordError(f"a bytea value given as text must be base64: {exc}") from exc
+    return value
+
+
+def _generic_value(value: Any) -> Any:
+    """A value the DB-API drivers bind everywhere (str, int, float, bytes, None)."""
+    t = type(value)
+    if value is None or t is str or t is int or t is float or t is bytes:
+        return value
+    if t is bool:
+        return int(value)
+    if t is dict or t is list or t is tuple:
+        return orjson.dumps(value, default=str).decode()
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, int):
+        return int(value)
+    raise RecordError(f"no SQL value for a {t.__name__}")
+
+
+class _Done:
+    """What one try at a batch made final: positions committed (lists, one per committed
+    statement) and dead letters."""
+
+    __slots__ = ("dead", "ok")
+
+    def __init__(self) -> None:
+        self.ok: list[list[int]] = []
+        self.dead: list[tuple[int, DeadLetter]] = []
+
+
+class _Table:
+    """What a batch needs to know about one target table on one connection."""
+
+    __slots__ = ("colset", "columns", "convert", "copy", "direct", "insert", "merge", "name",
+                 "optimistic", "probe", "stage", "types")
+
+    def __init__(self, name: str, columns: list[str], types: list[str]) -> None:
+        self.name = name
+        self.columns = columns
+        self.colset = frozenset(columns)
+        self.types = types
+        self.convert: list[tuple[int, Any]] = []
+        self.stage = ""
+        self.copy = ""
+        self.insert: Any = None
+        self.merge: str | None = None
+        self.direct: str | None = None
+        self.probe: str | None = None
+        self.optimistic = True
+
+
+class SqlLoader(Stage):
+    """The `load_sql` stage: yields the record (committed) or ``Failure(DeadLetter)`` per
+    input item, in input order; input failures pass through. A sink."""
+
+    kind = "loader"
+    sink: ClassVar[bool] = True
+
+    def __init__(self, url: Any, table: str, *, key: Sequence[str], mode: str, create: bool,
+                 columns: Mapping[str, str] | None, infer_columns: bool, batch_size: int,
+                 max_retries: int, retry_backoff: float, connect_timeout: float,
+                 password: Secret | None) -> None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url.reveal() if isinstance(url, Secret) else url)
+        except (ArgumentError, ValueError, TypeError) as exc:
+            raise ConfigError(f"load_sql: not a SQLAlchemy URL: {mask_url(str(url))!r}") from exc
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        url_password = parsed.password
+        self._password = to_secret(password) or to_secret(
+            str(url_password) if url_password is not None else None)
+        self.url = parsed.set(password=None)  # the secret lives only in self._password
+        self.table = DatasetTemplate(table)
+        if self.table.is_static:
+            _ident_parts_config(table)
+        self.key = list(key) if not isinstance(key, str) else [key]
+        if not all(isinstance(k, str) and k for k in self.key):
+            raise ConfigError(f"load_sql: key must be a list of column names, got {key!r}")
+        if mode not in MODES:
+            raise ConfigError(f"load_sql: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "upsert" and not self.key:
+            raise ConfigError("load_sql: mode='upsert' needs key=[...] (the conflict target); "
+                              "use mode='insert' to only insert")
+        self.mode = mode
+        self.columns = _check_columns(columns)
+        if create and self.columns is None and not infer_columns:
+            raise ConfigError("load_sql: create=True needs columns={name: sql_type} "
+                              "(or infer_columns=True to take types from the first record)")
+        if self.columns is not None and not set(self.key) <= set(self.columns):
+            raise ConfigError(f"load_sql: key {self.key} must be among columns "
+                              f"{list(self.columns)}")
+        self.create = bool(create)
+        self.infer_columns = bool(infer_columns)
+        for name, value in (("batch_size", batch_size), ("max_retries", max_retries + 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"load_sql: {name} must be a positive int, got {value!r}")
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.retry_backoff = float(retry_backoff)
+        self.connect_timeout = float(connect_timeout)
+        self.dialect = self.url.get_backend_name()
+        self.fast = self.url.drivername == "postgresql+psycopg"
+        if mode == "upsert" and self.dialect not in ("postgresql", "sqlite"):
+            raise ConfigError(f"load_sql: mode='upsert' needs PostgreSQL or SQLite "
+                              f"(ON CONFLICT), not {self.dialect}; use mode='insert'")
+        # the URL without the secret; "***" where a password is set
+        shown = self.url if self._password is None else self.url.set(password="x")
+        self.host = shown.render_as_string(hide_password=True)
+        super().__init__(self._repr())
+        self.last_counts: dict[str, int] = {}
+        self._secrets = secret_strings(self._password) if self._password else set()
+        self._conn: Any = None
+        self._engine: Any = None
+        self._tables: dict[str, _Table] = {}
+        self._prepared: set[str] = set()
+        self._bisects = 0
+
+    # -- presentation -------------------------------------------------------------------------
+    def _repr(self) -> str:
+        opts = [repr(self.host), f"table={self.table.template!r}"]
+        if self.key:
+            opts.append(f"key={self.key!r}")
+        for name, value, default in (
+            ("mode", self.mode, "upsert"), ("create", self.create, False),
+            ("columns", self.columns, None), ("infer_columns", self.infer_columns, False),
+            ("batch_size", self.batch_size, 10_000), ("max_retries", self.max_retries, 5),
+            ("retry_backoff", self.retry_backoff, 0.5),
+            ("connect_timeout", self.connect_timeout, 10.0),
+        ):
+            if value != default:
+                opts.append(f"{name}={value!r}")
+        return f"load_sql({', '.join(opts)})"
+
+    def __repr__(self) -> str:
+        return self._repr()
+
+    def describe(self) -> dict[str, Any]:
+        """Where the records went (for the run report)."""
+        return {"kind": "sql", "uri": self.host, "records": sum(self.last_counts.values()),
+                "tables": dict(self.last_counts)}
+
+    def _mask(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    # -- connections --------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        if self.fast:
+            import psycopg
+
+            u = self.url
+            kwargs: dict[str, Any] = {k: v for k, v in u.query.items() if isinstance(v, str)}
+            kwargs.update(host=u.host, port=u.port, user=u.username, dbname=u.database,
+                          connect_timeout=max(1, int(self.connect_timeout)))
+            if self._password is not None:
+                kwargs["password"] = self._password.reveal()
+            try:
+                conn = psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None})
+            except psycopg.OperationalError as exc:
+                raise _Disconnected(exc) from exc
+            from psycopg.types.json import JsonDumper
+
+            conn.adapters.register_dumper(dict, JsonDumper)
+            # MERGE of a batch (thousands of rows) into a big table must probe the key's
+            # index row by row, not hash the whole table each time (the temporary table
+            # has no statistics): this session, used by the loader alone, plans no hash or
+            # merge joins
+            conn.execute("SET enable_hashjoin = off")
+            conn.execute("SET enable_mergejoin = off")
+            conn.commit()
+        else:
+            import sqlalchemy
+
+            if self._engine is None:
+                u = self.url if self._password is None \
+                    else self.url.set(password=self._password.reveal())
+                self._engine = sqlalchemy.create_engine(u, poolclass=sqlalchemy.pool.NullPool)
+            try:
+                conn = self._engine.connect()
+            except sqlalchemy.exc.OperationalError as exc:
+                raise _Disconnected(exc) from exc
+        self._conn = conn
+        self._tables = {}
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._tables = {}
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close too
+                conn.close()
+
+    def _is_disconnect(self, exc: BaseException) -> bool:
+        if self.fast:
+            import psycopg
+
+            return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) \
+                or bool(self._conn is not None and self._conn.broken)
+        import sqlalchemy
+
+        if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+            return False
+        if exc.connection_invalidated:
+            return True
+        # SQLite says OperationalError for a missing table too: not a connection there
+        return self.dialect != "sqlite" and isinstance(exc, sqlalchemy.exc.OperationalError)
+
+    def _row_error(self, exc: BaseException) -> _RowsFailed | None:
+        """The data error a batch failed with, or None when the error is not about data."""
+        if self.fast:
+            import psycopg
+
+            if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
+                diag = exc.diag
+                msg = diag.message_primary or _first_line(exc)
+                if diag.message_detail:
+                    msg = f"{msg} ({diag.message_detail})"
+                return _RowsFailed(type(exc).__name__,
+                                   self._mask(f"SQLSTATE {exc.sqlstate}: {msg}"))
+            return None
+        import sqlalchemy
+
+        if isinstance(exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.DataError)):
+            orig = exc.orig
+            code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+            text = _first_line(orig) if orig is not None else _first_line(exc)
+            return _RowsFailed(type(orig).__name__ if orig is not None else type(exc).__name__,
+                               self._mask(f"{code}: {text}" if code else text))
+        return None
+
+    def _unavailable(self, exc: BaseException, what: str, attempts: int) -> SqlUnavailableError:
+        return SqlUnavailableError(
+            self.host, self._mask(f"SQL host {self.host} unavailable after {attempts} "
+                                  f"attempt(s) ({what}): {type(exc).__name__}: "
+                                  f"{_first_line(exc)}"))
+
+    def _with_retries(self, fn: Any, what: str) -> Any:
+        """``fn()`` (which uses ``self._connect()``), retried after a lost connection with
+        backoff and jitter; an outage that outlasts the retries is `SqlUnavailableError`."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Disconnected),
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=backoff_wait(self.retry_backoff),
+            before_sleep=lambda state: self.stats.add(retries=1),
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return fn()
+        except _Disconnected as exc:
+            log_event("sql_load_unavailable", logging.ERROR, host=self.host,
+                      attempts=attempts, error=self._mask(_first_line(exc.cause)))
+            raise self._unavailable(exc.cause, what, attempts) from exc.cause
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- tables -------------------------------------------------------------------------------
+    def _q(self, name: str) -> str:
+        if self.fast:
+            return '"' + name.replace('"', '""') + '"'
+        return str(self._engine.dialect.identifier_preparer.quote(name))
+
+    def _qt(self, table: str) -> str:
+        return ".".join(self._q(p) for p in _ident_parts(table))
+
+    def _reflect(self, table: str) -> list[tuple[str, str, bool]] | None:
+        """``[(column, type, is_array)]`` of ``table`` in order, None when it is missing."""
+        conn = self._conn
+        if self.fast:
+            row = conn.execute("SELECT to_regclass(%s)::oid", (self._qt(table),)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            cols = conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, NULL), t.typcategory = 'A' "
+                "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped "
+                "AND a.attgenerated = '' ORDER BY a.attnum", (row[0],)).fetchall()
+            conn.commit()
+            return [(str(n), str(t), bool(arr)) for n, t, arr in cols]
+        import sqlalchemy
+
+        parts = _ident_parts(table)
+        schema, name = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+        insp = sqlalchemy.inspect(conn)
+        if not insp.has_table(name, schema=schema):
+            conn.rollback()
+            return None
+        cols = [(c["name"], str(c["type"]), False) for c in insp.get_columns(name, schema)]
+        conn.rollback()
+        return cols
+
+    def _create(self, table: str, columns: Mapping[str, str]) -> None:
+        defs = [f"{self._q(c)} {t}" for c, t in columns.items()]
+        if self.key:
+            defs.append(f"PRIMARY KEY ({', '.join(self._q(k) for k in self.key)})")
+        ddl = f"CREATE TABLE IF NOT EXISTS {self._qt(table)} ({', '.join(defs)})"
+        self._execute_ddl(ddl)
+        log_event("sql_table_created", host=self.host, table=table, columns=list(columns))
+
+    def _execute_ddl(self, sql: str) -> None:
+        conn = self._conn
+        if self.fast:
+            conn.execute(sql)
+            conn.commit()
+        else:
+            import sqlalchemy
+
+            conn.execute(sqlalchemy.text(sql))
+            conn.commit()
+
+    def _table(self, table: str, first: Mapping[str, Any]) -> _Table:
+        """The target as a `_Table` for the current connection (created, emptied as the
+        options say, the first time the run writes to it)."""
+        info = self._tables.get(table)
+        if info is not None:
+            return info
+        reflected = self._reflect(table)
+        if reflected is None:
+            if not self.create:
+                raise SqlLoadError(f"load_sql: table {table!r} does not exist on {self.host} "
+                                   "(create=True with columns=... creates it)")
+            cols = self.columns or {k: _infer_type(v) for k, v in first.items()}
+            self._create(table, cols)
+            reflected = self._reflect(table)
+            if reflected is None:  # pragma: no cover - just created
+                raise SqlLoadError(f"load_sql: table {table!r} was not created on {self.host}")
+        if table not in self._prepared and self.mode == "replace":
+            self._execute_ddl(f"DELETE FROM {self._qt(table)}")
+        self._prepared.add(table)
+        known = {n: (t, arr) for n, t, arr in reflected}
+        names = list(self.columns) if self.columns is not None else [n for n, _, _ in reflected]
+        missing = [c for c in [*names, *self.key] if c not in known]
+        if missing:
+            raise SqlLoadError(f"load_sql: table {table!r} on {self.host} has no column(s) "
+                               f"{', '.join(map(repr, missing))}")
+        info = _Table(table, names, [known[n][0] for n in names])
+        for i, name in enumerate(names):
+            typ, _arr = known[name]
+            if self.fast and typ in ("json", "jsonb"):
+                info.convert.append((i, _json_text))
+            elif self.fast and typ == "bytea":
+                info.convert.append((i, _bytea))
+        if self.fast:
+            self._prepare_pg(info)
+        else:
+            self._prepare_generic(info)
+        self._tables[table] = info
+        return info
+
+    def _conflict(self, info: _Table) -> str:
+        if self.mode != "upsert":
+            return ""
+        keys = ", ".join(self._q(k) for k in self.key)
+        rest = [c for c in info.columns if c not in self.key]
+        if not rest:
+            return f" ON CONFLICT ({keys}) DO NOTHING"
+        sets = ", ".join(f"{self._q(c)} = EXCLUDED.{self._q(c)}" for c in rest)
+        return f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+
+    def _prepare_pg(self, info: _Table) -> None:
+        target = ", ".join(self._q(c) for c in info.columns)
+        if self.mode != "upsert":
+            # nothing to reconcile: COPY straight into the table (the server parses each
+            # value with its column's input function, as the casts below do)
+            info.copy = f"COPY {self._qt(info.name)} ({target}) FROM STDIN"
+            return
+        info.stage = f"sesa_stage_{len(self._tables)}"
+        cols = ", ".join(f"c{i} text" for i in range(len(info.columns)))
+        self._conn.execute(f"CREATE TEMPORARY TABLE {info.stage} ({cols}) ON COMMIT DELETE ROWS")
+        self._conn.commit()
+        info.copy = f"COPY {info.stage} FROM STDIN"
+        select = ", ".join(f"c{i}" if t == "text" else f"c{i}::{t}"
+                           for i, t in enumerate(info.types))
+        info.insert = (f"INSERT INTO {self._qt(info.name)} ({target}) SELECT {select} "
+                       f"FROM {info.stage}{self._conflict(info)}")
+        key_types = [info.types[info.columns.index(k)] for k in self.key]
+        if not any(t.endswith("]") for t in key_types):
+            # before a batch: does any of its keys exist? If none does, an upsert is an
+            # insert, and the batch is COPYed straight into the table
+            info.direct = f"COPY {self._qt(info.name)} ({target}) FROM STDIN"
+            arrays = ", ".join(f"%s::{t}[]" for t in key_types)
+            names = ", ".join(f"a{i}" for i in range(len(self.key)))
+            on = " AND ".join(f"t.{self._q(k)} = u.a{i}" for i, k in enumerate(self.key))
+            info.probe = (f"SELECT EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t "
+                          f"JOIN unnest({arrays}) AS u({names}) ON {on})")
+            if len(self.key) == 1:
+                # one index range probe first: no row between the batch's smallest and
+                # largest key (appending, a first load) answers without a probe per key
+                k, t = self._q(self.key[0]), key_types[0]
+                info.probe = (
+                    f"WITH b AS (SELECT %s::{t}[] AS a), "
+                    f"r AS (SELECT min(x) AS lo, max(x) AS hi FROM b, unnest(b.a) AS x) "
+                    f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t, r "
+                    f"WHERE t.{k} BETWEEN r.lo AND r.hi) THEN EXISTS (SELECT 1 FROM "
+                    f"{self._qt(info.name)} AS t JOIN (SELECT unnest(a) FROM b) AS u(x) "
+                    f"ON t.{k} = u.x) ELSE false END")
+        if self._conn.info.server_version >= 150000:
+            # MERGE probes the key's index for each row of the batch and inserts the new
+            # rows plainly: about twice as fast as ON CONFLICT's speculative insertion. A batch that
+            # meets a concurrent writer of the same key (a unique violation) is written again
+            # with ON CONFLICT, so the result is the same.
+            on = " AND ".join(f"t.{self._q(k)} = s.c{info.columns.index(k)}" for k in self.key)
+            rest = [(i, c) for i, c in enumerate(info.columns) if c not in self.key]
+            matched = ("UPDATE SET " + ", ".join(f"{self._q(c)} = s.c{i}" for i, c in rest)
+                       if rest else "DO NOTHING")
+            values = ", ".join(f"s.c{i}" for i in range(len(info.columns)))
+            info.merge = (f"MERGE INTO {self._qt(info.name)} AS t USING (SELECT "
+                          + ", ".join(f"{e} AS c{i}" for i, e in enumerate(select.split(", ")))
+                          + f" FROM {info.stage}) AS s ON {on} WHEN MATCHED THEN {matched} "
+                          f"WHEN NOT MATCHED THEN INSERT ({target}) VALUES ({values})")
+
+    def _prepare_generic(self, info: _Table) -> None:
+        import sqlalchemy
+
+        target = ", ".join(self._q(c) for c in info.columns)
+        values = ", ".join(f":p{i}" for i in range(len(info.columns)))
+        info.insert = sqlalchemy.text(f"INSERT INTO {self._qt(info.name)} ({target}) "
+                                      f"VALUES ({values}){self._conflict(info)}")
+
+    # -- writing one batch --------------------------------------------------------------------
+    def _row(self, rec: Any, info: _Table) -> Sequence[Any]:
+        if type(rec) is not dict and not isinstance(rec, Mapping):
+            raise RecordError(f"a record must be a mapping, got {type(rec).__name__}")
+        if not rec.keys() <= info.colset:
+            extra = sorted(str(k) for k in rec if k not in info.colset)
+            raise RecordError(f"field(s) {', '.join(map(repr, extra))} not in table "
+                              f"{info.name!r}'s columns")
+        row = list(map(rec.get, info.columns))
+        for i, fn in info.convert:
+            row[i] = fn(row[i])
+        if not self.fast:
+            row = [_generic_value(v) for v in row]
+        return row
+
+    def _key_arrays(self, info: _Table, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """The batch's key values per key column, as text for the probe's casts."""
+        out = []
+        for k in self.key:
+            i = info.columns.index(k)
+            out.append([v if v is None or type(v) is str else str(v)
+                        for v in (row[i] for row in rows)])
+        return out
+
+    def _write_pg(self, info: _Table, rows: Sequence[Sequence[Any]],
+                  careful: bool = False) -> None:
+        """One transaction for ``rows``. An upsert whose keys are all new is a COPY into the
+        table; else COPY into the stage and MERGE (or ON CONFLICT). ``careful``: a unique
+        violation met on the fast ways (a concurrent writer of the same key) made it come
+        back, and it goes through ``INSERT ... ON CONFLICT``."""
+        import psycopg
+
+        conn = self._conn
+        xid = None
+        committing = False
+        fast = direct = guessed = False
+        try:
+            cur = conn.cursor()
+            xid = cur.execute("SELECT txid_current()").fetchone()[0]
+            target = info.copy
+            if info.direct is not None and info.probe is not None and not careful:
+                # optimistic while batches keep being new keys (a first load, appending):
+                # no probe at all; after a conflict, probe until a batch is all new again
+                guessed = info.optimistic
+                direct = guessed or not cur.execute(
+                    info.probe, self._key_arrays(info, rows)).fetchone()[0]
+                if direct:
+                    target, fast, info.optimistic = info.direct, True, True
+            try:
+                with cur.copy(target) as copy:
+                    write = copy.write_row
+                    for row in rows:
+                        write(row)
+            except (psycopg.ProgrammingError, TypeError, ValueError) as exc:
+                if isinstance(exc, psycopg.DatabaseError) and exc.sqlstate:
+                    raise
+                # a value psycopg cannot write: this batch's data, not the connection
+                conn.rollback()
+                raise _RowsFailed(type(exc).__name__, self._mask(_first_line(exc))) from exc
+            if fast:
+                pass
+            elif info.merge is not None and not careful:
+                fast = True
+                cur.execute(info.merge)
+            elif info.insert is not None:
+                cur.execute(info.insert)
+            committing = True
+            conn.commit()
+        except _RowsFailed:
+            raise
+        except Exception as exc:
+            if self._is_disconnect(exc):
+                self._drop_connection()
+                if committing and xid is not None and self._committed_after_all(xid):
+                    return
+                raise _Disconnected(exc) from exc
+            if not conn.closed:
+                conn.rollback()
+            if fast and self.mode == "upsert" and \
+                    isinstance(exc, psycopg.errors.UniqueViolation):
+                if direct and guessed:  # some keys exist after all: probe, then MERGE
+                    info.optimistic = False
+                    return self._write_pg(info, rows)
+                return self._write_pg(info, rows, careful=True)
+            err = self._row_error(exc)
+            if err is not None:
+                raise err from exc
+            raise SqlLoadError(self._mask(f"load_sql: {self.host} refused the batch for "
+                                          f"{info.name!r}: {type(exc).__name__}: "
+                                          f"{_first_line(exc)}")) from exc
+
+    def _committed_after_all(self, xid: int) -> bool:
+        """Whether transaction ``xid``, whose COMMIT lost its answer, committed: asked once
+        the server answers again (waiting with the same retries), so a batch is never sent
+        twice. An outage that outlasts them is `SqlUnavailableError`."""
+
+        def status() -> Any:
+            try:
+                conn = self._connect()
+                value = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
+                conn.commit()
+                return value
+            except _Disconnected:
+                raise
+            except Exception as exc:
+                if self._is_disconnect(exc):
+                    self._drop_connection()
+                    raise _Disconnected(exc) from exc
+                raise
+
+        value = self._with_retries(status, "check a commit in doubt")
+        log_event("sql_commit_in_doubt", logging.WARNING, host=self.host, xid=xid,
+                  status=value)
+        return bool(value == "committed")
+
+    def _write_generic(self, info: _Table, rows: Sequence[Sequence[Any]]) -> None:
+        conn = self._conn
+        try:
+            conn.execute(info.insert, [{f"p{i}": v for i, v in enumerate(r)} for r in rows])
+            conn.commit()
+        except Exception as exc:
+            if self._is_disconnect(exc) and self._row_error(exc) is None:
+                self._drop_connection()
+                raise _Disconnected(exc) from exc
+            with contextlib.suppress(Exception):  # the error that matters is reported below
+                conn.rollback()
+            err = self._row_error(exc)
+            if err is not None:
+                raise err from exc
+            raise SqlLoadError(self._mask(f"load_sql: {self.host} refused the batch for "
+                                          f"{info.name!r}: {type(exc).__name__}: "
+                                          f"{_first_line(exc)}")) from exc
+
+    def _attempt(self, table: str, recs: Sequence[Any], done: _Done) -> None:
+        """One try at writing ``recs`` to ``table``: connects, prepares the table, converts
+        (bad records become dead letters) and writes the rest. Outcomes go to ``done`` as
+        they become final, so a retry after a lost connection skips them."""
+        self._connect()
+        info = self._table(table, recs[0])
+        rows: list[Sequence[Any]] = []
+        keep: list[int] = []
+        cols, colset = info.columns, info.colset
+        plain = self.fast and not info.convert  # the common case, inlined: no conversion
+        for i, rec in enumerate(recs):
+            if plain and type(rec) is dict and rec.keys() <= colset:
+                rows.append(list(map(rec.get, cols)))
+                keep.append(i)
+                continue
+            try:
+                rows.append(self._row(rec, info))
+                keep.append(i)
+            except (RecordError, TypeError, ValueError) as exc:
+                done.dead.append((i, DeadLetter.from_exception(rec, exc, stage=self.name,
+                                                               target=table)))
+        if rows:
+            shadows = self._dedupe(info, rows, keep)
+            self._bisect(info, recs, rows, keep, shadows, done)
+
+    def _dedupe(self, info: _Table, rows: list[Sequence[Any]],
+                keep: list[int]) -> dict[int, list[int]]:
+        """Upsert sends one row per key in a batch, the last one (as if applied in order):
+        one statement cannot touch a row twice. ``rows`` and ``keep`` are reduced in place;
+        the result maps a kept record to the earlier ones with its key, which share its
+        outcome (when it commits they were loaded and overwritten, as one by one)."""
+        if self.mode != "upsert":
+            return {}
+        idx = [info.columns.index(k) for k in self.key]
+
+        def key_of(row: Sequence[Any]) -> Any:
+            return tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]
+
+        last: dict[Any, int] = {}
+        try:
+            for n, row in enumerate(rows):
+                last[key_of(row)] = n
+        except TypeError:
+            return {}  # an unhashable key (a list): the database will say what it thinks
+        if len(last) == len(rows):
+            return {}
+        chosen = set(last.values())
+        shadows: dict[int, list[int]] = {}
+        for n, row in enumerate(rows):
+            if n not in chosen:
+                shadows.setdefault(keep[last[key_of(row)]], []).append(keep[n])
+        order = sorted(chosen)
+        rows[:] = [rows[n] for n in order]
+        keep[:] = [keep[n] for n in order]
+        return shadows
+
+    def _bisect(self, info: _Table, recs: Sequence[Any], rows: list[Sequence[Any]],
+                keep: list[int], shadows: dict[int, list[int]], done: _Done) -> None:
+        write = self._write_pg if self.fast else self._write_generic
+        try:
+            write(info, rows)
+        except _RowsFailed as err:
+            if len(rows) == 1:
+                done.dead.append((keep[0], DeadLetter(
+                    record=recs[keep[0]], error_type=err.error_type,
+                    error_message=err.message, stage=self.name, target=info.name)))
+                earlier = shadows.get(keep[0])
+                if earlier:  # the previous record with this key stands on its own now
+                    last, rest = earlier[-1], earlier[:-1]
+                    self._bisect(info, recs, [self._row(recs[last], info)], [last],
+                                 {last: rest} if rest else {}, done)
+                return
+            mid = len(rows) // 2
+            self._bisects += 1
+            self._bisect(info, recs, rows[:mid], keep[:mid], shadows, done)
+            self._bisect(info, recs, rows[mid:], keep[mid:], shadows, done)
+            return
+        done.ok.append(keep)
+        n = len(keep)
+        if shadows:
+            extra = [j for i in keep for j in shadows.get(i, ())]
+            done.ok.append(extra)
+            n += len(extra)
+        self.stats.add(committed=n)
+        self.last_counts[info.name] = self.last_counts.get(info.name, 0) + n
+
+    def _load_group(self, table: str, recs: list[Any]) -> list[DeadLetter | None]:
+        """``recs`` written to ``table``: per record None (committed) or its dead letter.
+        Retried after a lost connection, without the records whose outcome is final (their
+        sub-batch committed, or they are dead letters)."""
+        results: list[DeadLetter | None] = [None] * len(recs)
+        todo: list[int] | None = None  # None: all of them
+
+        def attempt() -> None:
+            nonlocal todo
+            batch = recs if todo is None else [recs[i] for i in todo]
+            if not batch:
+                return
+            done = _Done()
+            try:
+                self._attempt(table, batch, done)
+            except _Disconnected:
+                raise
+            except Exception as exc:
+                if self._is_disconnect(exc) and self._row_error(exc) is None:
+                    self._drop_connection()
+                    raise _Disconnected(exc) from exc
+                raise
+            finally:
+                where = todo
+                for j, dl in done.dead:
+                    results[j if where is None else where[j]] = dl
+                finished = sum(map(len, done.ok)) + len(done.dead)
+                if finished == len(batch):
+                    todo = []
+                elif finished:
+                    fin = {j for j, _ in done.dead}
+                    for group in done.ok:
+                        fin.update(group)
+                    todo = [j if where is None else where[j]
+                            for j in range(len(batch)) if j not in fin]
+
+        self._with_retries(attempt, f"load into {table!r}")
+        return results
+
+    # -- the stage ----------------------------------------------------------------------------
+    def _split(self, chunk: list[Any]) -> tuple[list[Any], dict[str, list[int]], int]:
+        """A chunk as ``(out, groups, failed)``: ``out`` holds each input item (records
+        unwrapped, a dead letter for a record whose table name cannot be made), ``groups``
+        the positions of the records per target table."""
+        out: list[Any] = list(chunk)
+        failed = 0
+        if self.table.is_static:
+            idx = []
+            for i, item in enumerate(chunk):
+                t = type(item)
+                if t is Failure:
+                    continue
+                if t is Success:
+                    out[i] = item.unwrap()
+                idx.append(i)
+            return out, ({self.table.template: idx} if idx else {}), 0
+        groups: dict[str, list[int]] = {}
+        for i, item in enumerate(chunk):
+            t = type(item)
+            if t is Failure:
+                continue
+            rec = item.unwrap() if t is Success else item
+            out[i] = rec
+            try:
+                name = self.table.render(rec)
+                _ident_parts(name)
+            except (RecordError, TypeError, ValueError) as exc:
+                failed += 1
+                out[i] = Failure(DeadLetter.from_exception(
+                    rec, exc, stage=self.name, target=self.table.template))
+                continue
+            groups.setdefault(name, []).append(i)
+        return out, groups, failed
+
+    def _load_chunk(self, out: list[Any], groups: dict[str, list[int]]) -> int:
+        """Write a split chunk (in the loader's one worker thread, which alone holds the
+        connection); its dead letters replace their records in ``out``."""
+        failed = 0
+        for name, idx in groups.items():
+            results = self._load_group(name, [out[i] for i in idx])
+            for i, dl in zip(idx, results, strict=True):
+                if dl is not None:
+                    failed += 1
+                    out[i] = Failure(dl)
+        return failed
+
+    def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
+        with self.exclusive():
+            self.last_counts = {}
+            self._prepared = set()
+            self._bisects = 0
+            n_in = n_out = failed = 0
+            t0 = time.monotonic()
+            # One batch is written (by one worker thread, the only one that touches the
+            # connection) while the next is read from upstream here: the source's work and
+            # the database's overlap. At most two batches are held.
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
+            pending: tuple[list[Any], Future[int]] | None = None
+            try:
+                for chunk in more_itertools.chunked(upstream, self.batch_size):
+                    n_in += len(chunk)
+                    out, groups, bad_names = self._split(chunk)
+                    failed += bad_names
+                    if pending is not None:
+                        done, fut = pending
+                        pending = None
+                        failed += fut.result()
+                        n_out += len(done)
+                        yield from done
+                    pending = (out, pool.submit(self._load_chunk, out, groups))
+                if pending is not None:
+                    done, fut = pending
+                    pending = None
+                    failed += fut.result()
+                    n_out += len(done)
+                    yield from done
+                log_event("sql_load_done", logging.DEBUG, host=self.host,
+                          committed=self.stats.committed, failed=failed,
+                          bisects=self._bisects, seconds=round(time.monotonic() - t0, 3))
+            finally:
+                if pending is not None:  # stopped early: let the batch in flight finish
+                    with contextlib.suppress(Exception):
+                        failed += pending[1].result()
+                pool.shutdown(wait=True)
+                self._drop_connection()
+                if self._engine is not None:
+                    self._engine.dispose()
+                    self._engine = None
+                self.stats.add(n_in=n_in, n_out=n_out, failed=failed)
+
+
+def load_sql(
+    url: str | Secret,
+    table: str,
+    *,
+    key: Sequence[str] = (),
+    mode: str = "upsert",
+    create: bool = False,
+    columns: Mapping[str, str] | None = None,
+    infer_columns: bool = False,
+    batch_size: int = 10_000,
+    max_retries: int = 5,
+    retry_backoff: float = 0.5,
+    connect_timeout: float = 10.0,
+    password: str | Secret | None = None,
+) -> SqlLoader:
+    """A loader stage writing records into ``table`` (a name, ``schema.name``, or a
+    per-record template like ``events_{day:%Y%m}``) at a SQLAlchemy 2 ``url``: PostgreSQL
+    through ``COPY`` and one ``INSERT ... ON CONFLICT``, SQLite and others by
+    ``executemany``. ``password`` may also sit in the URL; it is masked everywhere.
+
+    >>> load_sql("postgresql://etl:pw@127.0.0.1:5432/db", "t", key=["id"])
+    load_sql('postgresql+psycopg://etl:***@127.0.0.1:5432/db', table='t', key=['id'])
+    >>> load_sql("sqlite:///out.db", "events", mode="insert", create=True,
+    ...          columns={"id": "integer", "name": "text"})
+    load_sql('sqlite:///out.db', table='events', mode='insert', create=True, columns={'id': 'integer', 'name': 'text'})
+    """  # noqa: E501
+    return SqlLoader(url, table, key=key, mode=mode, create=create, columns=columns,
+                     infer_columns=infer_columns, batch_size=batch_size,
+                     max_retries=max_retries, retry_backoff=retry_backoff,
+                     connect_timeout=connect_timeout, password=to_secret(password))

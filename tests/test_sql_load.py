@@ -1,0 +1,519 @@
+"""`load_sql`: SQLite (no server) in unit tests, a real PostgreSQL on loopback for the rest.
+
+The PostgreSQL tests use ``POSTGRES_URL`` (or start the services script's server); the fault
+tests start a throwaway server of their own (own data dir and port) to stop and start it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, _free_port, service_missing
+from sesa_fp import pipe, run
+from sesa_fp.config.builder import build_job, load_job
+from sesa_fp.errors import ConfigError
+from sesa_fp.result import dead_letters
+
+pytest.importorskip("sqlalchemy")
+from sesa_fp.loaders.sql import SqlLoadError, SqlUnavailableError, load_sql
+
+# -- SQLite ------------------------------------------------------------------------------------
+
+
+def _sqlite(tmp_path: Path, ddl: str) -> tuple[str, Path]:
+    path = tmp_path / "t.db"
+    con = sqlite3.connect(path)
+    con.executescript(ddl)
+    con.close()
+    return f"sqlite:///{path}", path
+
+
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _records(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "name": f"n{i} é", "score": i / 4, "ok": i % 2 == 0,
+             "day": (dt.date(2025, 1, 1) + dt.timedelta(days=i % 300)).isoformat(),
+             "doc": {"k": i, "l": [1, "x", None]}, "amount": Decimal(i) / 100,
+             "raw": bytes([i % 256, 0, 255])} for i in range(n)]
+
+
+_SQLITE_DDL = """CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+    score REAL CHECK (score >= 0), ok INTEGER, day TEXT, doc TEXT, amount TEXT, raw BLOB)"""
+
+
+def test_sqlite_round_trip_and_upsert_rerun(tmp_path: Path) -> None:
+    url, path = _sqlite(tmp_path, _SQLITE_DDL)
+    recs = _records(3000)
+    report = run(pipe(recs, load_sql(url, "t", key=["id"], batch_size=700)), progress=False)
+    assert (report.read, report.loaded, report.dead_letters) == (3000, 3000, 0)
+    rows = _rows(path, "SELECT * FROM t ORDER BY id")
+    assert len(rows) == 3000
+    assert rows[5] == (5, "n5 é", 1.25, 0, "2025-01-06", '{"k":5,"l":[1,"x",null]}', "0.05",
+                       bytes([5, 0, 255]))
+    before = _rows(path, "SELECT * FROM t ORDER BY id")
+    again = run(pipe(recs, load_sql(url, "t", key=["id"])), progress=False)
+    assert again.loaded == 3000 and _rows(path, "SELECT * FROM t ORDER BY id") == before
+    # an upsert changes what it names and only that
+    run(pipe([{**recs[7], "name": "changed"}], load_sql(url, "t", key=["id"])), progress=False)
+    assert _rows(path, "SELECT name FROM t WHERE id = 7") == [("changed",)]
+    assert _rows(path, "SELECT count(*) FROM t") == [(3000,)]
+
+
+def test_sqlite_bad_rows_are_exactly_the_dead_letters(tmp_path: Path) -> None:
+    url, path = _sqlite(tmp_path, _SQLITE_DDL)
+    recs = _records(2000)
+    bad = {13: {"name": None}, 400: {"score": -1.0}, 1999: {"name": None},
+           777: {"extra": 1}, 1500: {"doc": object()}}
+    for i, change in bad.items():
+        recs[i] = {**recs[i], **change}
+    loader = load_sql(url, "t", key=["id"], batch_size=500)
+    out = list(loader(recs))
+    assert len(out) == 2000
+    dls = {d.record["id"]: d for d in dead_letters(out)}
+    assert sorted(dls) == sorted(bad)
+    assert "NOT NULL" in dls[13].error_message and "CHECK" in dls[400].error_message
+    assert "extra" in dls[777].error_message and dls[777].error_type == "RecordError"
+    assert dls[13].target == "t"
+    assert loader.stats.committed == 1995 == _rows(path, "SELECT count(*) FROM t")[0][0]
+    # order kept: the result at each position is that record or its dead letter
+    assert [(r.failure().record if hasattr(r, "failure") else r)["id"] for r in out] \
+        == list(range(2000))
+
+
+def test_sqlite_insert_mode_duplicates_replace_and_template(tmp_path: Path) -> None:
+    url, path = _sqlite(tmp_path, "")
+    cols = {"id": "INTEGER", "day": "TEXT", "v": "TEXT"}
+    recs = [{"id": i, "day": f"d{i % 3}", "v": str(i)} for i in range(30)]
+    loader = load_sql(url, "ev_{day}", key=["id"], mode="insert", create=True, columns=cols)
+    report = run(pipe(recs, loader), progress=False)
+    assert report.loaded == 30 and loader.last_counts == {"ev_d0": 10, "ev_d1": 10, "ev_d2": 10}
+    assert _rows(path, "SELECT count(*) FROM ev_d1") == [(10,)]
+    out = list(load_sql(url, "ev_{day}", key=["id"], mode="insert")(recs[:4]))
+    assert [d.error_type for d in dead_letters(out)] == ["IntegrityError"] * 4
+    assert "UNIQUE" in next(dead_letters(out)).error_message
+    replaced = run(pipe(recs[:2], load_sql(url, "ev_d0", mode="replace")), progress=False)
+    assert replaced.loaded == 2
+    assert _rows(path, "SELECT id, v FROM ev_d0 ORDER BY id") == [(0, "0"), (1, "1")]
+
+
+def test_sqlite_missing_table_and_failures_pass_through(tmp_path: Path) -> None:
+    from returns.result import Failure
+
+    from sesa_fp.result import DeadLetter
+
+    url, _ = _sqlite(tmp_path, "")
+    with pytest.raises(SqlLoadError, match="does not exist"):
+        list(load_sql(url, "nope", key=["id"])([{"id": 1}]))
+    (tmp_path / "b").mkdir()
+    url2, path2 = _sqlite(tmp_path / "b", "")
+    dl = Failure(DeadLetter(record={"id": 9}, error_type="X", error_message="m", stage="s"))
+    out = list(load_sql(url2, "n", key=["id"], create=True, infer_columns=True)(
+        [{"id": 1, "x": 1.5}, dl, {"id": 2, "x": 2.5}]))
+    assert out[1] is dl and out[0] == {"id": 1, "x": 1.5}
+    assert _rows(path2, "SELECT id, x FROM n ORDER BY id") == [(1, 1.5), (2, 2.5)]
+
+
+def test_config_errors_and_repr() -> None:
+    loader = load_sql("postgresql://etl:hunter2pw@127.0.0.1:5432/db", "t", key=["id"])
+    assert repr(loader) == \
+        "load_sql('postgresql+psycopg://etl:***@127.0.0.1:5432/db', table='t', key=['id'])"
+    assert "hunter2pw" not in repr(loader) + str(loader.describe()) + loader.name
+    masked = load_sql("postgresql://etl@127.0.0.1/db", "t", key=["id"], password="hunter2pw")
+    assert "hunter2pw" not in repr(masked) and "etl:***@" in repr(masked)
+    for kwargs, msg in (({"mode": "merge", "key": ["id"]}, "mode must be"),
+                        ({}, "needs key"),
+                        ({"key": ["id"], "create": True}, "create=True needs columns"),
+                        ({"key": ["id"], "columns": {"x": "int"}}, "must be among columns"),
+                        ({"key": ["id"], "batch_size": 0}, "batch_size")):
+        with pytest.raises(ConfigError, match=msg):
+            load_sql("sqlite:///x.db", "t", **kwargs)
+    with pytest.raises(ConfigError, match="needs PostgreSQL or SQLite"):
+        load_sql("mysql://u:p@h/db", "t", key=["id"])
+
+
+def test_yaml_builds_what_python_builds(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text(f"""
+job_name: sql
+extractor: {{type: jsonl, path: "{tmp_path / 'in.jsonl'}"}}
+loader:
+  type: postgres
+  connection: {{url: "postgresql://etl:hunter2pw@127.0.0.1:5432/db"}}
+  dataset: "events_{{day}}"
+  options: {{key: [id], mode: upsert, create: true, columns: {{id: bigint, day: text}},
+             batch_size: 5000}}
+""")
+    built = build_job(load_job(job))
+    loader = built.pipeline.stages[-1]
+    same = load_sql("postgresql://etl:hunter2pw@127.0.0.1:5432/db", "events_{day}",
+                    key=["id"], create=True, columns={"id": "bigint", "day": "text"},
+                    batch_size=5000)
+    assert repr(loader) == repr(same)
+    assert "hunter2pw" not in built.pipeline.to_python()
+    job.write_text(job.read_text().replace("type: postgres", "type: sql")
+                   .replace('postgresql://etl:hunter2pw@127.0.0.1:5432/db', 'sqlite:///o.db')
+                   .replace("url:", "password: s3cretpw, url:"))
+    assert repr(build_job(load_job(job)).pipeline.stages[-1]).startswith(
+        "load_sql('sqlite:///o.db'")
+    bad = job.read_text().replace("type: sql", "type: postgres")
+    job.write_text(bad)
+    with pytest.raises(ConfigError, match="needs a postgresql:// URL"):
+        build_job(load_job(job))
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="module")
+def pg(postgres_url: str) -> str:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        with psycopg.connect(_plain(postgres_url), connect_timeout=10):
+            pass
+    except Exception as exc:
+        service_missing(f"POSTGRES_URL={postgres_url} does not answer: {exc}")
+    return postgres_url
+
+
+def _sql(url: str, *statements: str) -> list[Any]:
+    import psycopg
+
+    out = []
+    with psycopg.connect(_plain(url), autocommit=True) as con:
+        for s in statements:
+            cur = con.execute(s)
+            out.append(cur.fetchall() if cur.description else None)
+    return out
+
+
+_TYPES = """id bigint PRIMARY KEY, i int NOT NULL, big numeric(40,0), num numeric(20,6),
+    f double precision, b boolean, t text, vc varchar(12), ts timestamp, tstz timestamptz,
+    d date, tm time, iv interval, u uuid, by bytea, arr int[], tarr text[], jb jsonb"""
+_COLS = ["id", "i", "big", "num", "f", "b", "t", "vc", "ts", "tstz", "d", "tm", "iv", "u",
+         "by", "arr", "tarr", "jb"]
+_FILL = """
+INSERT INTO {table}
+SELECT g, g % 1000 - 500, (10::numeric ^ 30 + g)::numeric(40,0), round(g::numeric / 8, 6),
+       g::float8 / 3, g % 2 = 0,
+       CASE WHEN g % 11 = 0 THEN NULL ELSE E'row é\\t' || g || E'\\\\n' END,
+       'v' || (g % 100),
+       timestamp '2025-01-01' + g * interval '37 second' + (g % 1000) * interval '1 microsecond',
+       timestamptz '2025-01-01 00:00+02' + g * interval '1 minute',
+       date '2020-01-01' + (g % 2000), time '00:00' + (g % 86400) * interval '1 second',
+       make_interval(months => g % 3, days => g % 40, secs => (g % 60) / 4.0)
+           * CASE WHEN g % 5 = 0 THEN -1 ELSE 1 END,
+       md5(g::text)::uuid, decode(lpad(to_hex(g), 8, '0'), 'hex'),
+       ARRAY[g, NULL, -g], ARRAY['a' || g, 'ü', 'q"uo,te', NULL],
+       jsonb_build_object('n', g % 7, 'nested', jsonb_build_object('z', g::text),
+                          'l', jsonb_build_array(1, NULL, 'x'))
+FROM generate_series(1, {n}) AS g
+"""
+# JSON-friendly records, as a source gives them: numbers, ISO strings (timestamps, dates,
+# ISO-8601 durations), base64 for bytes, lists, dicts
+_AS_RECORDS = """SELECT id, i, big, num, f, b, t, vc, to_json(ts) #>> '{{}}', to_json(tstz) #>> '{{}}',
+       d::text, tm::text, iv::text, u::text, encode(by, 'base64'), arr, tarr, jb
+FROM {table} ORDER BY id"""
+
+
+def _source_records(url: str, table: str) -> list[dict[str, Any]]:
+    import psycopg
+
+    with psycopg.connect(_plain(url)) as con:
+        con.execute("SET intervalstyle = iso_8601")
+        rows = con.execute(_AS_RECORDS.format(table=table)).fetchall()
+    return [dict(zip(_COLS, row, strict=True)) for row in rows]
+
+
+def _except_both_ways(url: str, a: str, b: str) -> tuple[int, int]:
+    cols = ", ".join(_COLS)
+    res = _sql(url, f"SELECT count(*) FROM (SELECT {cols} FROM {a} EXCEPT "
+                    f"SELECT {cols} FROM {b}) x",
+               f"SELECT count(*) FROM (SELECT {cols} FROM {b} EXCEPT "
+               f"SELECT {cols} FROM {a}) x")
+    return res[0][0][0], res[1][0][0]
+
+
+@pytest.mark.integration
+def test_pg_200k_rows_of_every_type_arrive_identical_and_rerun_is_idempotent(pg: str) -> None:
+    n = 200_000
+    src, dst = f"src_{uuid.uuid4().hex[:8]}", f"dst_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {src} ({_TYPES})", f"CREATE TABLE {dst} ({_TYPES})")
+    try:
+        _sql(pg, _FILL.format(table=src, n=n))
+        records = _source_records(pg, src)
+        assert records[4]["iv"].startswith("P") and "T" in records[4]["tstz"]
+        report = run(pipe(records, load_sql(pg, dst, key=["id"])), progress=False)
+        assert (report.read, report.loaded, report.dead_letters) == (n, n, 0)
+        assert _except_both_ways(pg, src, dst) == (0, 0)
+        [[(count,)]] = _sql(pg, f"SELECT count(*) FROM {dst}")
+        assert report.loaded == count == n
+        # the same upsert again, over a part of the rows: nothing changes
+        again = run(pipe(records[::4], load_sql(pg, dst, key=["id"])), progress=False)
+        assert again.loaded == n // 4 and again.dead_letters == 0
+        assert _except_both_ways(pg, src, dst) == (0, 0)
+        assert _sql(pg, f"SELECT count(*) FROM {dst}") == [[(n,)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {src}", f"DROP TABLE IF EXISTS {dst}")
+
+
+@pytest.mark.integration
+def test_pg_seven_bad_rows_among_50k_are_exactly_the_dead_letters(pg: str) -> None:
+    n = 50_000
+    table = f"bad_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id bigint PRIMARY KEY, name varchar(10) NOT NULL, "
+             "qty int CHECK (qty >= 0), at timestamptz)")
+    bad = {17: {"name": None}, 4_999: {"qty": -1}, 5_000: {"name": "x" * 11},
+           23_456: {"name": None}, 31_000: {"qty": -5}, 49_999: {"name": "y" * 40},
+           40_000: {"at": "not a time"}}
+    recs = [{"id": i, "name": f"n{i}", "qty": i % 9, "at": "2025-09-06T10:00:00Z"}
+            for i in range(n)]
+    for i, change in bad.items():
+        recs[i] = {**recs[i], **change}
+    try:
+        loader = load_sql(pg, table, key=["id"], batch_size=5000)
+        collected: list[Any] = []
+        from sesa_fp.stream import partition
+
+        class Sink:
+            def write(self, item: Any) -> None:
+                collected.append(item)
+
+            def commit(self) -> int:
+                return len(collected)
+
+            def abort(self) -> None:
+                pass
+
+        report = run(pipe(recs, loader, partition(Sink())), progress=False)
+        dls = {d.record["id"]: d for d in collected}
+        assert sorted(dls) == sorted(bad)
+        assert all(d.error_message.startswith("SQLSTATE ") for d in dls.values())
+        assert dls[17].error_type == "NotNullViolation" and "23502" in dls[17].error_message
+        assert dls[4_999].error_type == "CheckViolation" and "23514" in dls[4_999].error_message
+        assert "value too long for type character varying(10)" in dls[5_000].error_message
+        assert "22007" in dls[40_000].error_message or "22008" in dls[40_000].error_message
+        [[(count,)]] = _sql(pg, f"SELECT count(*) FROM {table}")
+        assert count == n - 7 == report.loaded == loader.stats.committed
+        assert report.dead_letters == 7 and report.conserved
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+# -- a throwaway PostgreSQL server to stop and start -------------------------------------------
+
+
+class ThrowawayPostgres:
+    """A private server (initdb into a temp dir, own port, password auth on 127.0.0.1) that
+    a test can stop and start; as root it runs as the ``postgres`` system user."""
+
+    def __init__(self) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins:
+            service_missing("no PostgreSQL server binaries (scripts/services.sh start postgres "
+                            "installs them)")
+        self.bin = bins[-1].parent
+        self.home = Path(tempfile.mkdtemp(prefix="sesa-pg-fault-", dir="/tmp"))
+        self.home.chmod(0o755)
+        self.data = self.home / "data"
+        self.port = _free_port()
+        self.url = f"postgresql://etl:hunter2pw@127.0.0.1:{self.port}/postgres"
+        self.root = os.geteuid() == 0
+
+    def _run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        full = ["runuser", "-u", "postgres", "--", *cmd] if self.root else list(cmd)
+        proc = subprocess.run(full, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, check=False)
+        if check and proc.returncode != 0:
+            service_missing(f"{cmd[0]} failed: {proc.stderr[-500:]}")
+        return proc
+
+    def init(self) -> None:
+        (self.home / "pw").write_text("hunter2pw\n")
+        if self.root:
+            shutil.chown(self.home, "postgres", "postgres")
+            shutil.chown(self.home / "pw", "postgres", "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "etl",
+                  f"--pwfile={self.home / 'pw'}", "--auth-local=trust",
+                  "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
+                f"-c unix_socket_directories={self.home} -c fsync=off")
+        self._run(str(self.bin / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60",
+                  "-s", "-l", str(self.home / "log"), "-o", opts)
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w",
+                  "-s", check=False)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_pg() -> Iterator[ThrowawayPostgres]:
+    pytest.importorskip("psycopg")
+    if not shutil.which("runuser") and os.geteuid() == 0:
+        service_missing("runuser is needed to run PostgreSQL as root")
+    server = ThrowawayPostgres()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.mark.integration
+def test_pg_server_restarted_mid_load_completes_counting_nothing_twice(
+        throwaway_pg: ThrowawayPostgres) -> None:
+    url = throwaway_pg.url
+    _sql(url, "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL)")
+    n = 60_000
+    # insert mode: a batch sent twice would be unique violations, i.e. dead letters
+    loader = load_sql(url, "t", mode="insert", batch_size=1000, max_retries=10,
+                      retry_backoff=0.3)
+    restarted = threading.Event()
+
+    def slow_records() -> Iterator[dict[str, Any]]:
+        for i in range(n):
+            if i % 1000 == 0:
+                time.sleep(0.005)
+            yield {"id": i, "v": f"value {i}"}
+
+    def bounce() -> None:
+        while loader.stats.committed < 5_000:
+            time.sleep(0.01)
+        throwaway_pg.stop()
+        time.sleep(1.5)
+        throwaway_pg.start()
+        restarted.set()
+
+    t = threading.Thread(target=bounce, daemon=True)
+    t.start()
+    report = run(pipe(slow_records(), loader), progress=False)
+    t.join(60)
+    assert restarted.is_set(), "the load finished before the server was stopped"
+    assert report.dead_letters == 0 and report.retries >= 1
+    [[(count,)]] = _sql(url, "SELECT count(*) FROM t")
+    assert count == n == report.loaded == loader.stats.committed
+
+
+@pytest.mark.integration
+def test_pg_server_gone_for_good_raises_naming_the_host_and_cli_exits_1(
+        throwaway_pg: ThrowawayPostgres, tmp_path: Path) -> None:
+    url = throwaway_pg.url
+    _sql(url, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+    loader = load_sql(url, "t", key=["id"], batch_size=100, max_retries=2, retry_backoff=0.1)
+    stream = loader({"id": i, "v": "x"} for i in range(1000))
+    first = [next(stream) for _ in range(100)]
+    assert len(first) == 100 and loader.stats.committed == 100
+    throwaway_pg.stop()
+    with pytest.raises(SqlUnavailableError) as err:
+        list(stream)
+    msg = str(err.value)
+    assert f"127.0.0.1:{throwaway_pg.port}" in msg and "etl:***@" in msg
+    assert "hunter2pw" not in msg and err.value.host.endswith(f":{throwaway_pg.port}/postgres")
+    assert loader.stats.committed == 100
+
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(10)))
+    (tmp_path / "job.yaml").write_text(f"""
+job_name: pg-out
+extractor: {{type: jsonl, path: "{tmp_path / 'in.jsonl'}"}}
+loader:
+  type: postgres
+  connection: {{url: "{url}"}}
+  dataset: t
+  options: {{key: [id], max_retries: 1, retry_backoff: 0.1}}
+""")
+    proc = subprocess.run([sys.executable, "-m", "sesa_fp", "run", "--config",
+                           str(tmp_path / "job.yaml")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1, proc.stderr
+    assert f"127.0.0.1:{throwaway_pg.port}" in proc.stderr
+    assert "SqlUnavailableError" in proc.stderr
+    assert "hunter2pw" not in proc.stderr + proc.stdout
+
+
+def test_upsert_batch_with_repeated_keys_last_one_wins(tmp_path: Path) -> None:
+    url, path = _sqlite(tmp_path, _SQLITE_DDL)
+    recs = [{"id": i % 5, "name": f"v{i}"} for i in range(23)] + [{"id": 3, "name": None}]
+    report = run(pipe(recs, load_sql(url, "t", key=["id"], batch_size=10)), progress=False)
+    # per batch the last record of a key is written and the earlier ones share its outcome
+    assert (report.read, report.loaded, report.dead_letters) == (24, 23, 1)
+    assert report.conserved
+    # a batch whose last record of a key is bad: only that one is a dead letter, the one
+    # before it is written, as one by one
+    two = run(pipe([{"id": 9, "name": "a"}, {"id": 9, "name": "b"}, {"id": 9, "name": None}],
+                   load_sql(url, "t", key=["id"])), progress=False)
+    assert (two.loaded, two.dead_letters) == (2, 1)
+    assert _rows(path, "SELECT name FROM t WHERE id = 9") == [("b",)]
+    assert _rows(path, "SELECT id, name FROM t WHERE id < 9 ORDER BY id") == \
+        [(0, "v20"), (1, "v21"), (2, "v22"), (3, "v18"), (4, "v19")]
+
+
+@pytest.mark.integration
+def test_pg_upsert_batch_with_repeated_keys(pg: str) -> None:
+    table = f"rep_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, name text NOT NULL)")
+    try:
+        recs = [{"id": i % 7, "name": f"v{i}"} for i in range(100)]
+        report = run(pipe(recs, load_sql(pg, table, key=["id"], batch_size=40)),
+                     progress=False)
+        assert (report.loaded, report.dead_letters) == (100, 0)
+        assert _sql(pg, f"SELECT id, name FROM {table} ORDER BY id") == \
+            [[(i, f"v{93 + (i - 93) % 7}") for i in range(7)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upsert_of_new_keys_meeting_a_concurrent_writer_still_upserts(pg: str) -> None:
+    """A batch whose keys were all new when probed goes by plain COPY; a key written by
+    someone else in between makes that a unique violation, and the batch is written again
+    with ON CONFLICT: same result, nothing is a dead letter."""
+    table = f"race_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, name text)",
+         f"INSERT INTO {table} VALUES (2, 'theirs')")
+    try:
+        loader = load_sql(pg, table, key=["id"])
+        prepare = loader._prepare_pg
+
+        def blind_probe(info: Any) -> None:
+            prepare(info)
+            info.probe = "SELECT %s::text[] IS NULL"  # "no key exists", as if probed earlier
+
+        loader._prepare_pg = blind_probe  # type: ignore[method-assign]
+        report = run(pipe([{"id": i, "name": f"n{i}"} for i in range(5)], loader),
+                     progress=False)
+        assert (report.loaded, report.dead_letters) == (5, 0)
+        assert _sql(pg, f"SELECT id, name FROM {table} ORDER BY id") == \
+            [[(i, f"n{i}") for i in range(5)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
