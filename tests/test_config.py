@@ -184,6 +184,17 @@ loader: {type: sink, dataset: "x-{i}"}
 
     assert sorted(r["i"] for r in thirdparty.Loader.seen) == [0, 1, 2, 4, 5]
 
+    # one result per input record, in input order, whatever failed where
+    from sesa_fp import pipe
+    from sesa_fp.config.plugins import plugin_loader
+    from sesa_fp.result import is_failure
+
+    out = list(pipe([{"i": 2}, {"i": 3}, {"j": 1}, {"i": 4}],
+                    plugin_loader("sink", dataset="x-{i}", batch_size=4)))
+    assert [is_failure(x) for x in out] == [False, True, True, False]
+    assert (out[0]["i"], out[3]["i"]) == (2, 4)
+    assert "bad batch" in out[1].failure().error_message
+
 
 def test_known_but_missing_client_names_the_extra(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:

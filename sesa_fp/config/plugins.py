@@ -11,7 +11,7 @@ from returns.result import Failure
 
 from sesa_fp.dataset import DatasetTemplate
 from sesa_fp.errors import ConfigError, RecordError
-from sesa_fp.result import DeadLetter, split_results, stage
+from sesa_fp.result import DeadLetter, as_record, is_failure, stage
 from sesa_fp.secrets import mask_mapping
 from sesa_fp.stats import Stage
 from sesa_fp.transforms.classes import python_class
@@ -88,16 +88,20 @@ class _SeedLoader(Stage):
         try:
             for chunk in more_itertools.chunked(upstream, self.batch_size):
                 n_in += len(chunk)
-                records, failures = split_results(chunk)
-                yield from failures
-                groups: dict[str, list[Any]] = {}
-                for rec in records:
+                # results replace their inputs in place: one per record, in input order
+                out: list[Any] = list(chunk)
+                groups: dict[str, list[int]] = {}
+                for i, item in enumerate(chunk):
+                    if is_failure(item):
+                        continue
+                    rec = out[i] = as_record(item)
                     try:
-                        groups.setdefault(self.dataset.render(rec), []).append(rec)
+                        groups.setdefault(self.dataset.render(rec), []).append(i)
                     except RecordError as exc:
                         failed += 1
-                        yield Failure(DeadLetter.from_exception(rec, exc, stage=self.name))
-                for target, batch in groups.items():
+                        out[i] = Failure(DeadLetter.from_exception(rec, exc, stage=self.name))
+                for target, idx in groups.items():
+                    batch = [out[i] for i in idx]
                     try:
                         if target not in prepared:
                             client.prepare_target(target, self.options)
@@ -105,13 +109,13 @@ class _SeedLoader(Stage):
                         client.upsert_batch(target, batch, self.options)
                     except Exception as exc:
                         failed += len(batch)
-                        for rec in batch:
-                            yield Failure(DeadLetter.from_exception(
+                        for i, rec in zip(idx, batch, strict=True):
+                            out[i] = Failure(DeadLetter.from_exception(
                                 rec, exc, stage=self.name, target=target))
                         continue
                     # upsert_batch returned: the seed's contract for "the target has them"
                     self.stats.add(committed=len(batch))
-                    yield from batch
+                yield from out
             client.finalize()
         finally:
             self.stats.add(n_in=n_in, n_out=n_in, failed=failed)
