@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -144,3 +145,28 @@ def gz_digest(paths: list[Path]) -> tuple[int, str]:
                 h.update(chunk)
                 lines += chunk.count(b"\n")
     return lines, h.hexdigest()
+
+
+@contextlib.contextmanager
+def postgres(url: str | None) -> Iterator[str]:
+    """``url``, ``$POSTGRES_URL``, or a PostgreSQL started by the services script for the
+    block (and stopped after it, unless it was already running)."""
+    url = url or os.environ.get("POSTGRES_URL")
+    if url:
+        yield url
+        return
+    services = str(REPO / "scripts" / "services.sh")
+    status = subprocess.run([services, "status", "postgres"], capture_output=True, text=True,
+                            check=False)
+    was_running = "POSTGRES_URL=" in status.stdout
+    proc = subprocess.run([services, "start", "postgres"], capture_output=True, text=True,
+                          check=False)
+    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
+             if ln.startswith("POSTGRES_URL=")]
+    if proc.returncode != 0 or not found:
+        raise SystemExit(f"cannot start PostgreSQL:\n{proc.stderr[-2000:]}")
+    try:
+        yield found[0]
+    finally:
+        if not was_running:
+            subprocess.run([services, "stop", "postgres"], capture_output=True, check=False)

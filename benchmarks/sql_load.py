@@ -22,19 +22,13 @@ it).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, emit, log, write_input
-
-SERVICES = REPO / "scripts" / "services.sh"
+from _common import REPO, emit, log, postgres, write_input
 
 # the records' fields, in table order, and the table's columns
 FIELDS = ("_id", "@timestamp", "project_id", "rfi_number", "title", "question", "created_at",
@@ -44,29 +38,6 @@ DDL = """CREATE TABLE {name} (
     rfi_number integer NOT NULL, title text, question text, created_at timestamp,
     responded_at timestamp, status varchar(16))"""
 
-
-@contextlib.contextmanager
-def postgres(url: str | None) -> Iterator[str]:
-    """``url``, ``$POSTGRES_URL``, or a server started with the services script."""
-    url = url or os.environ.get("POSTGRES_URL")
-    if url:
-        yield url
-        return
-    status = subprocess.run([str(SERVICES), "status", "postgres"], capture_output=True,
-                            text=True, check=False)
-    was_running = "POSTGRES_URL=" in status.stdout
-    proc = subprocess.run([str(SERVICES), "start", "postgres"], capture_output=True, text=True,
-                          check=False)
-    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
-             if ln.startswith("POSTGRES_URL=")]
-    if proc.returncode != 0 or not found:
-        raise SystemExit(f"cannot start PostgreSQL:\n{proc.stderr[-2000:]}")
-    try:
-        yield found[0]
-    finally:
-        if not was_running:
-            subprocess.run([str(SERVICES), "stop", "postgres"], capture_output=True,
-                           check=False)
 
 
 def sql(url: str, *statements: str) -> list[Any]:

@@ -22,16 +22,10 @@ postgres`` and stops it afterwards only if it was not running before.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
-from _common import REPO, child_result, clock, emit, log, run_child
-
-SERVICES = REPO / "scripts" / "services.sh"
+from _common import REPO, child_result, clock, emit, log, postgres, run_child
 
 _TABLE = """
 CREATE TABLE {t} (
@@ -58,27 +52,6 @@ FROM generate_series(1, {n}) AS g
 def plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-
-@contextlib.contextmanager
-def postgres(url: str | None) -> Iterator[str]:
-    """``url``, ``POSTGRES_URL``, or a server started by the services script."""
-    url = url or os.environ.get("POSTGRES_URL")
-    if url:
-        yield url
-        return
-    status = subprocess.run([str(SERVICES), "status", "postgres"], capture_output=True,
-                            text=True, check=False)
-    proc = subprocess.run([str(SERVICES), "start", "postgres"], capture_output=True, text=True,
-                          check=False)
-    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
-             if ln.startswith("POSTGRES_URL=")]
-    if proc.returncode != 0 or not found:
-        raise SystemExit(f"cannot start PostgreSQL: {proc.stderr.strip()[-500:]}")
-    try:
-        yield found[0]
-    finally:
-        if "POSTGRES_URL=" not in status.stdout:
-            subprocess.run([str(SERVICES), "stop", "postgres"], capture_output=True, check=False)
 
 
 def read_sesa(url: str, table: str, chunk: int) -> tuple[int, int]:
