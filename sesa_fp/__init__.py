@@ -96,3 +96,8 @@ def __getattr__(name: str) -> object:
 
         return sql_source
     raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # Tab completion (IPython, Jupyter, dir()) lists the lazily loaded names too.
+    return sorted({*globals(), *__all__})
