@@ -7,9 +7,28 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from sesa_fp.errors import ConfigError, RecordError
 
-__all__ = ["DatasetTemplate"]
+__all__ = ["DatasetTemplate", "Target"]
+
+
+@attrs.frozen
+class Target:
+    """Where a loader would put one record: the dataset (index, table, folder) it renders,
+    the id it gives the record (None: the target assigns one) and the routing, if any.
+
+    Loaders expose ``target(record) -> Target`` (the logic they load with), so a preview or
+    a pre-flight check resolves names without loading anything.
+
+    >>> Target("rfi-2025.09", "abc")
+    Target(dataset='rfi-2025.09', id='abc', routing=None)
+    """
+
+    dataset: str
+    id: str | None = None
+    routing: str | None = None
 
 
 class DatasetTemplate:

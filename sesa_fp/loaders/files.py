@@ -8,7 +8,7 @@ from typing import Any
 
 import fsspec
 
-from sesa_fp.dataset import DatasetTemplate
+from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError, StorageError
 from sesa_fp.ids import id_strategy as make_id_fn
 from sesa_fp.result import current_run_id, each_record
@@ -65,6 +65,14 @@ class FilesLoader(Stage):
         if self.storage_options:
             extra += f", storage_options={mask_mapping(self.storage_options)!r}"
         return f"load_files({mask_url(self.root)!r}, dataset={self.dataset.template!r}{extra})"
+
+    def target(self, rec: Mapping[str, Any]) -> Target:
+        """The dataset folder and id ``rec`` would be written with (no I/O).
+
+        >>> load_files("out", dataset="d-{k}").target({"k": "a"})
+        Target(dataset='d-a', id=None, routing=None)
+        """
+        return Target(self.dataset.render(rec), self.id_fn(rec))
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
         with self.exclusive():

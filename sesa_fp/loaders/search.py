@@ -29,7 +29,7 @@ import orjson
 from returns.result import Failure
 
 from sesa_fp.codec import dumps_line
-from sesa_fp.dataset import DatasetTemplate
+from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError
 from sesa_fp.ids import id_strategy as make_id_fn
 from sesa_fp.logs import log_event
@@ -188,7 +188,14 @@ class SearchLoader(Stage):
 
     # -- preparing actions ----------------------------------------------------------
 
-    def _prepare(self, rec: Mapping[str, Any]) -> _Action:
+    def target(self, rec: Mapping[str, Any]) -> Target:
+        """The index, document id and routing ``rec`` would be loaded with (no I/O);
+        `RecordError` when a field they need is missing.
+
+        >>> load_es(dataset="rfi-{created_at:%Y.%m}", id_strategy={"type": "field",
+        ...         "field": "n"}).target({"created_at": "2025-09-06", "n": 7})
+        Target(dataset='rfi-2025.09', id='7', routing=None)
+        """
         index = self.dataset.render(rec)
         if self.id_fn is not None:
             doc_id = self.id_fn(rec)
@@ -198,13 +205,21 @@ class SearchLoader(Stage):
         if doc_id is None and self.op_type in ("update", "delete"):
             raise RecordError(f"op_type {self.op_type!r} needs a document id "
                               "(set id_strategy or give records an _id)")
+        routing = None
+        if self.routing_template is not None:
+            routing = self.routing_template.render(rec)
+        elif rec.get("_routing") is not None:
+            routing = str(rec["_routing"])
+        return Target(index, doc_id, routing)
+
+    def _prepare(self, rec: Mapping[str, Any]) -> _Action:
+        where = self.target(rec)
+        index, doc_id = where.dataset, where.id
         meta: dict[str, Any] = {"_index": index}
         if doc_id is not None:
             meta["_id"] = doc_id
-        if self.routing_template is not None:
-            meta["routing"] = self.routing_template.render(rec)
-        elif rec.get("_routing") is not None:
-            meta["routing"] = str(rec["_routing"])
+        if where.routing is not None:
+            meta["routing"] = where.routing
         action = orjson.dumps({self.op_type: meta}, option=_OPTS)
         if self.op_type == "delete":
             return _Action(rec, index, doc_id, action)

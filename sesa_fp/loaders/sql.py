@@ -73,7 +73,7 @@ import orjson
 import tenacity
 from returns.result import Failure, Success
 
-from sesa_fp.dataset import DatasetTemplate
+from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError, SesaError
 from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter
@@ -320,6 +320,15 @@ class SqlLoader(Stage):
         self._tables: dict[str, _Table] = {}
         self._prepared: set[str] = set()
         self._bisects = 0
+
+    def target(self, rec: Mapping[str, Any]) -> Target:
+        """The table ``rec`` would be written to and its key (``col=value`` pairs, None
+        without a key), with no I/O; `RecordError` when the table name needs a missing field.
+        """
+        name = self.table.render(rec)
+        _ident_parts(name)
+        key = ",".join(f"{k}={rec.get(k)!r}" for k in self.key) if self.key else None
+        return Target(name, key)
 
     # -- presentation -------------------------------------------------------------------------
     def _repr(self) -> str:
