@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -67,6 +68,8 @@ class RunReport:
     error: str | None
     stages: tuple[dict[str, Any], ...]
     outputs: tuple[dict[str, Any], ...]
+    #: dead letters sent to the dead-letter writers, by stage and error type, most first
+    dead_letter_kinds: tuple[dict[str, Any], ...] = ()
 
     @property
     def accounted(self) -> int:
@@ -94,6 +97,11 @@ class RunReport:
     def to_json(self) -> str:
         """The report as one JSON line."""
         return orjson.dumps(self.to_dict()).decode()
+
+    def _repr_html_(self) -> str:
+        from sesa_fp.display import report_html
+
+        return report_html(self)
 
     def __str__(self) -> str:
         lines = [
@@ -305,7 +313,17 @@ def _report(pipeline: Pipeline, counted: bool, last: Stage | None, run_id: str, 
         error=None if error is None else f"{type(error).__name__}: {error}",
         stages=tuple(s.as_dict() for s in shown),
         outputs=tuple(o for o in _outputs(pipeline) if o),
+        dead_letter_kinds=_dead_letter_kinds(pipeline),
     )
+
+
+def _dead_letter_kinds(pipeline: Pipeline) -> tuple[dict[str, Any], ...]:
+    kinds: Counter[tuple[str, str]] = Counter()
+    for st in pipeline.stages:
+        if getattr(st, "kind", None) == "partition":
+            kinds.update(getattr(st, "kinds", None) or {})
+    return tuple({"stage": stage, "error_type": etype, "count": n}
+                 for (stage, etype), n in kinds.most_common())
 
 
 def _outputs(obj: Any) -> Iterator[dict[str, Any] | None]:

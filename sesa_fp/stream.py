@@ -8,6 +8,7 @@ result is consumed. The threaded ones (`map_concurrent`, `merge`) live in
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -154,6 +155,26 @@ class Pipeline:
         """The whole composition as Python source, one stage per line."""
         inner = "".join(f"    {p},\n" for p in [repr(self.source), *map(repr, self.stages)])
         return f"pipe(\n{inner})"
+
+    def _repr_html_(self) -> str:
+        from sesa_fp.display import pipeline_html
+
+        return pipeline_html(self)
+
+    def preview(self, n: int = 20) -> Any:
+        """Run the first ``n`` source records through the transforms, loading and staging
+        nothing, and show per record what changed, where it would go and any dead letter.
+
+        >>> from sesa_fp import stage
+        >>> p = pipe([{"n": "1"}, {"n": "x"}], stage(lambda r: {**r, "n": int(r["n"])},
+        ...                                           name="to_int"))
+        >>> print(p.preview())
+        record 1: n: '1' -> 1
+        record 2: dead letter at to_int: ValueError: invalid literal for int() with base 10: 'x'
+        """
+        from sesa_fp.preview import preview
+
+        return preview(self, n)
 
     def __repr__(self) -> str:
         parts = [_short_repr(self.source), *map(repr, self.stages)]
@@ -376,6 +397,8 @@ class _Partition(Stage):
     def __init__(self, dlq: Writer) -> None:
         super().__init__(f"partition({dlq!r})")
         self.dlq = dlq
+        # dead letters sent in the last stream, by (stage, error type), for the report
+        self.kinds: Counter[tuple[str, str]] = Counter()
 
     def children(self) -> tuple[Any, ...]:
         return (self.dlq,)
@@ -385,14 +408,18 @@ class _Partition(Stage):
             dlq = self.dlq
             _prepare(dlq)
             write = dlq.write
+            kinds = self.kinds = Counter()
             n_in = sent = 0
             try:
                 for item in upstream:
                     n_in += 1
                     t = type(item)
                     if t is Failure:
-                        write(item.failure())
+                        letter = item.failure()
+                        write(letter)
                         sent += 1
+                        kinds[(getattr(letter, "stage", "?"),
+                               getattr(letter, "error_type", type(letter).__name__))] += 1
                         continue
                     yield item.unwrap() if t is Success else item
             except BaseException as exc:
