@@ -1,12 +1,14 @@
 """The ``sesa`` command line: run, validate, explain, replay and dlq.
 
 Exit codes: 0 success; 2 configuration or usage error; 1 run failure; 3 dead letters over
-``dlq.max_records`` / ``dlq.max_ratio``. JSON log lines go to stderr, the final report as
-JSON to stdout.
+``dlq.max_records`` / ``dlq.max_ratio``. Log lines go to stderr and the final report to
+stdout: JSON lines and the JSON report when they are not a terminal (a scheduler, CI);
+readable lines and the summary on a terminal. ``--log-format json|text`` overrides.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import sys
 from collections import Counter
@@ -25,6 +27,18 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the YAML job")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="template variable NAME=VALUE")]
 ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="progress bar (default: on a terminal)")]
+
+
+class LogFormat(str, enum.Enum):
+    """``--log-format``: ``auto`` is text on a terminal, JSON lines anywhere else."""
+
+    auto = "auto"
+    json = "json"
+    text = "text"
+
+
+LogFormatOpt = Annotated[LogFormat, typer.Option(
+    "--log-format", help="auto (text on a terminal, else JSON), json or text")]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DLQ = 0, 1, 2, 3
 
@@ -68,22 +82,30 @@ def _raise_run_failure(exc: BaseException) -> NoReturn:
     raise exc
 
 
-def _run_built(built: Any, progress: bool | None) -> None:
+def _echo_report(report: Any, fmt: str) -> None:
+    """JSON report on stdout for machines (unless stdout is a terminal and logs are text);
+    the readable summary on stderr when logs are text."""
+    if fmt == "json" or not sys.stdout.isatty():
+        typer.echo(report.to_json())
+    if fmt == "text":
+        typer.echo(str(report), err=True)
+
+
+def _run_built(built: Any, progress: bool | None,
+               log_format: LogFormat = LogFormat.auto) -> None:
     from sesa_fp.logs import configure_logging
     from sesa_fp.report import run
 
-    configure_logging(stream=sys.stderr)
+    fmt = configure_logging(stream=sys.stderr, fmt=log_format.value)
     try:
         report = run(built.pipeline, job=built.spec.job_name,
                      progress="auto" if progress is None else progress)
     except BaseException as exc:
         partial = getattr(exc, "report", None)
         if partial is not None:  # what was committed before the failure, for the scheduler
-            typer.echo(partial.to_json())
+            _echo_report(partial, fmt)
         _raise_run_failure(exc)
-    typer.echo(report.to_json())
-    if sys.stderr.isatty():  # people at a terminal get the readable summary too
-        typer.echo(str(report), err=True)
+    _echo_report(report, fmt)
     dlq = built.spec.dlq
     if dlq is not None:
         if dlq.max_records is not None and report.dead_letters > dlq.max_records:
@@ -96,9 +118,10 @@ def _run_built(built: Any, progress: bool | None) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None) -> None:
+def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
+        log_format: LogFormatOpt = LogFormat.auto) -> None:
     """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
-    _run_built(_build(config, set_), progress)
+    _run_built(_build(config, set_), progress, log_format)
 
 
 
@@ -162,9 +185,10 @@ def replay(
                                               "(default: the job's storage.uri)")] = None,
     set_: SetOpt = None,
     progress: ProgressOpt = None,
+    log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
     """Load a committed staging prefix through the job's transforms and loader."""
-    _run_built(_build(config, set_, replay=True, replay_from=from_), progress)
+    _run_built(_build(config, set_, replay=True, replay_from=from_), progress, log_format)
 
 
 @app.command()
