@@ -42,7 +42,7 @@ from sesa_fp.stream import (
     unbatched,
 )
 
-__all__ = ["BuiltJob", "build_job", "load_job", "parse_sets", "read_yaml"]
+__all__ = ["BuiltJob", "build_job", "build_transforms", "load_job", "parse_sets", "read_yaml"]
 
 
 # -- built-in plugin options -------------------------------------------------------------------
@@ -501,6 +501,12 @@ for _backend in ("local", "s3", "azure", "gcs", "memory"):  # known; any fsspec 
     register("storage", Plugin(_backend, None, _fsspec_writer))
 
 
+def build_transforms(spec: JobSpec) -> list[Any]:
+    """The job's ``transform.chain`` as stages, in order (building them does no I/O)."""
+    return [_typed("transform", t, f"transform.chain[{i}]", spec)
+            for i, t in enumerate(spec.transform.chain)]
+
+
 def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
     """Build the job's pipeline; ``source`` replaces the extractor (for ``sesa replay``)."""
     stages: list[Any] = []
@@ -508,8 +514,7 @@ def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
         source = _typed("extractor", spec.extractor, "extractor", spec)
         if spec.storage is not None:
             stages.append(tee(_writer(spec.storage, "storage", spec, dlq=False)))
-    transforms = [_typed("transform", t, f"transform.chain[{i}]", spec)
-                  for i, t in enumerate(spec.transform.chain)]
+    transforms = build_transforms(spec)
     if transforms:
         rt = spec.runtime
         stages += [batched(rt.batch_size),
