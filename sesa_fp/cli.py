@@ -29,7 +29,7 @@ ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="progress bar (default: on a terminal)")]
 
 
-class LogFormat(str, enum.Enum):
+class LogFormat(enum.StrEnum):
     """``--log-format``: ``auto`` is text on a terminal, JSON lines anywhere else."""
 
     auto = "auto"
@@ -127,10 +127,37 @@ def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
 
 
 @app.command()
-def validate(config: ConfigOpt, set_: SetOpt = None) -> None:
-    """Check a job's configuration (parse, render, build) without any I/O."""
+def validate(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    check_target: Annotated[bool, typer.Option(
+        "--check-target", help="also read a sample from the source through the transforms "
+        "and check the target (missing indices, mapping conflicts); does I/O, writes "
+        "nothing")] = False,
+    sample: Annotated[int, typer.Option(help="records to sample with --check-target")] = 100,
+) -> None:
+    """Check a job's configuration (parse, render, build) without any I/O; warn about fields
+    the job uses that the extractor leaves out."""
+    from sesa_fp.config.preflight import check_target as check
+    from sesa_fp.config.preflight import field_warnings
+
     built = _build(config, set_)
-    typer.echo(f"ok: {built.spec.job_name}: {len(built.pipeline.stages)} stages")
+    warnings = field_warnings(built.spec)
+    for w in warnings:
+        typer.echo(f"sesa: warning: {w}", err=True)
+    if check_target:
+        try:
+            found = check(built.pipeline, sample=sample)
+        except BaseException as exc:
+            _raise_run_failure(exc)
+        for line in found.lines():
+            typer.echo(f"  {line}")
+        if not found.ok:
+            raise _fail(EXIT_FAILED, f"{built.spec.job_name}: the target check found "
+                                     f"{len(found.conflicts)} mapping conflicts and "
+                                     f"{len(found.dead_letters)} dead letters in the sample")
+    more = f" ({len(warnings)} warnings)" if warnings else ""
+    typer.echo(f"ok: {built.spec.job_name}: {len(built.pipeline.stages)} stages{more}")
 
 
 _IMPORTS = (

@@ -108,6 +108,14 @@ class SearchClient(abc.ABC):
     def _create_index(self, name: str, body: dict[str, Any]) -> Any:
         """The client's own create call (the clients spell the body differently)."""
 
+    def mapping(self, index: str) -> dict[str, Any]:
+        """The mappings of ``index`` (of the first concrete index it names); {} if none."""
+        resp = self._call(self.client.indices.get_mapping, index=index)
+        body = getattr(resp, "body", resp)
+        for value in body.values():
+            return dict(value.get("mappings") or {})
+        return {}
+
     def refresh(self, index: str) -> None:
         self._call(self.client.indices.refresh, index=index)
 

@@ -1,0 +1,134 @@
+"""`sesa validate`: field warnings without I/O, and `--check-target` on the real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sesa_fp.config import load_job
+from sesa_fp.config.preflight import field_warnings
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_JOB = REPO / "tests" / "jobs" / "seed_job.yaml"
+
+
+def sesa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests/jobs")])}
+    return subprocess.run([sys.executable, "-m", "sesa_fp", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_validate_warns_about_the_seed_jobs_missing_created_at(tmp_path: Path) -> None:
+    proc = sesa("validate", "--config", str(SEED_JOB), "--set", "ds=2025-09-06", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("sesa: warning:")]
+    assert ("sesa: warning: extractor.fields leaves out 'created_at', used by "
+            "transform.chain[1] (cast): the cast never applies") in warnings
+    assert any("'created_at', used by loader.dataset 'rfi-enriched-{created_at:%Y.%m}' "
+               "(unless transform.chain[2] (python_class) adds it): every record would "
+               "become a dead letter" in w for w in warnings), warnings
+    assert any("'responded_at', used by transform.chain[1] (cast)" in w for w in warnings)
+    assert not any("project_id" in w or "rfi_number" in w for w in warnings)  # they are read
+    assert proc.stdout.strip() == "ok: rfi_pipeline: 6 stages (3 warnings)"
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_warning_when_fields_are_read_or_not_listed(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("""
+job_name: ok
+extractor: {type: elasticsearch, index: i, fields: ["_id", "doc", "p*"]}
+transform: {chain: [{type: derive, field: month, fn: "json:dumps"},
+                    {type: cast, fields: [doc.created_at, project], to: str}]}
+loader: {type: elasticsearch, dataset: "x-{month}", options: {routing: "{project}",
+         id_strategy: {type: field, field: _id}}}
+""")
+    assert field_warnings(load_job(job)) == []
+    quickstart = load_job(REPO / "recipes/quickstart.yaml", {"ds": "2025-09-06"})
+    assert field_warnings(quickstart) == []  # a jsonl extractor reads every field
+
+
+# -- --check-target, on the real search engine ---------------------------------------------------
+
+def _job(tmp_path: Path, search_url: str, dataset: str, records: list[dict[str, Any]],
+         mappings: dict[str, Any] | None = None) -> Path:
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    options = {"id_strategy": {"type": "field", "field": "k"}}
+    if mappings is not None:
+        options["mappings"] = mappings
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps({
+        "job_name": "preflight",
+        "extractor": {"type": "jsonl", "path": str(data)},
+        "storage": {"backend": "local", "uri": str(tmp_path / "staging")},
+        "transform": {"chain": [{"type": "cast", "fields": ["n"], "to": "int"}]},
+        "loader": {"type": "elasticsearch", "connection": {"hosts": [search_url]},
+                   "dataset": dataset, "options": options},
+        "dlq": {"backend": "local", "uri": str(tmp_path / "dlq")},
+    }))
+    return job
+
+
+@pytest.mark.integration
+def test_check_target_reports_conflicts_and_missing_indices_and_writes_nothing(
+        search_url: str, search_admin: Any, tmp_path: Path) -> None:
+    prefix = search_admin.new_index("preflight")
+    existing = f"{prefix}-a"
+    search_admin.client.indices.create(index=existing, body={"mappings": {"properties": {
+        "title": {"type": "long"}, "n": {"type": "long"}}}})
+    records = [{"k": i, "kind": "a" if i % 2 else "b", "n": str(i), "title": f"t{i}"}
+               for i in range(10)] + [{"k": 99, "kind": "a", "n": "x", "title": "5"}]
+    job = _job(tmp_path, search_url, prefix + "-{kind}", records)
+    proc = sesa("validate", "--config", str(job), "--check-target", "--sample", "20",
+                cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "sampled 11 records" in out
+    assert f"target {existing}: 5 records\n" in out
+    assert f"target {prefix}-b: 5 records (missing: it would be created)" in out
+    assert (f"conflict: index {existing}: field 'title' is mapped as long, the sample has "
+            "'t1'") in out
+    assert "field 'n' is mapped" not in out  # cast made it an int: it fits
+    assert "dead letter: record 11 at cast(['n'], to='int'): CastError" in out
+    assert "mapping conflicts" in proc.stderr
+    # nothing was written anywhere
+    assert search_admin.count(existing) == 0
+    assert not search_admin.client.indices.exists(index=f"{prefix}-b")
+    assert not (tmp_path / "staging").exists() and not (tmp_path / "dlq").exists()
+    search_admin.drop(prefix + "-*")
+
+
+@pytest.mark.integration
+def test_check_target_passes_a_clean_job_and_checks_declared_mappings(
+        search_url: str, search_admin: Any, tmp_path: Path) -> None:
+    prefix = search_admin.new_index("preflight")
+    records = [{"k": i, "kind": "a", "n": str(i), "title": f"t{i}"} for i in range(5)]
+    clean = _job(tmp_path, search_url, prefix + "-{kind}", records,
+                 mappings={"properties": {"n": {"type": "long"}, "title": {"type": "text"}}})
+    proc = sesa("validate", "--config", str(clean), "--check-target", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"target {prefix}-a: 5 records (missing: it would be created)" in proc.stdout
+    assert proc.stdout.strip().endswith("ok: preflight: 6 stages")
+    clash = _job(tmp_path, search_url, prefix + "-{kind}", records,
+                 mappings={"properties": {"title": {"type": "date"}}})
+    proc = sesa("validate", "--config", str(clash), "--check-target", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert (f"conflict: loader mappings for new index {prefix}-a: field 'title' is mapped "
+            "as date, the sample has 't0'") in proc.stdout
+    assert not search_admin.client.indices.exists(index=f"{prefix}-a")
+
+
+def test_check_target_on_an_unreachable_engine_fails_in_one_line(tmp_path: Path) -> None:
+    job = _job(tmp_path, "http://127.0.0.1:9", "x", [{"k": 1, "n": "1"}])
+    proc = sesa("validate", "--config", str(job), "--check-target", cwd=tmp_path)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("sesa: error:")]
+    assert len(errors) == 1 and "127.0.0.1:9" in errors[0]
+    assert "Traceback" not in proc.stderr
