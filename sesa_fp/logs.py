@@ -73,7 +73,8 @@ class TextFormatter(logging.Formatter):
 
 
 def resolve_log_format(fmt: str = "auto", stream: IO[str] | None = None) -> str:
-    """``json`` or ``text``: ``auto`` is text on a terminal, JSON lines anywhere else.
+    """``json`` or ``text``: ``auto`` is text on a terminal or in a notebook (stderr in an
+    IPython kernel), JSON lines anywhere else.
 
     >>> import io
     >>> resolve_log_format("auto", io.StringIO()), resolve_log_format("text")
@@ -83,6 +84,8 @@ def resolve_log_format(fmt: str = "auto", stream: IO[str] | None = None) -> str:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
     if fmt != "auto":
         return fmt
+    if stream is None and "ipykernel" in sys.modules:  # a notebook: people read it
+        return "text"
     isatty = getattr(stream or sys.stderr, "isatty", None)
     try:
         return "text" if callable(isatty) and isatty() else "json"
@@ -98,7 +101,7 @@ def configure_logging(level: int = logging.INFO, stream: IO[str] | None = None,
         if getattr(handler, "_sesa_json", False):
             logger.removeHandler(handler)
     out = stream or sys.stderr
-    chosen = resolve_log_format(fmt, out)
+    chosen = resolve_log_format(fmt, stream)
     handler = logging.StreamHandler(out)
     handler.setFormatter(TextFormatter() if chosen == "text" else JsonFormatter())
     handler._sesa_json = True  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ prepared, no staging part written, no target contacted (the source is read, n re
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import html
 import itertools
 from collections.abc import Iterator, Mapping
@@ -41,6 +42,8 @@ class Change:
 def _short(value: Any, width: int = 60) -> str:
     if value is _MISSING:
         return _MISSING
+    if isinstance(value, (_dt.date, _dt.datetime)):  # readable, and still says what it is
+        return f"{type(value).__name__}({value.isoformat()})"
     text = repr(value)
     return text if len(text) <= width else text[:width - 3] + "..."
 
@@ -50,6 +53,8 @@ def changes(before: Any, after: Any) -> list[Change]:
 
     >>> [str(c) for c in changes({"a": 1, "b": " x "}, {"b": "x", "c": True})]
     ["b: ' x ' -> 'x'", 'c: <missing> -> True', 'a: 1 -> <missing>']
+    >>> str(changes({"d": "2025-09-06"}, {"d": _dt.date(2025, 9, 6)})[0])
+    "d: '2025-09-06' -> date(2025-09-06)"
     """
     if not isinstance(before, Mapping) or not isinstance(after, Mapping):
         return [] if before == after else [Change("<record>", before, after)]

@@ -52,6 +52,7 @@ def test_search_to_search_notebook_executes(search_url: str,
     assert " documents in rfi-enriched-" in text and "2959 writes; report says loaded 2959" in text
     assert "12 dead letters in" in text and "CastError" in text
     assert "record 1 -> rfi-enriched-" in text  # the preview names index and id
+    assert "INFO  run_finished run_id=" in text and '{"ts"' not in text  # readable logs
     # HTML views: the pipeline, the preview and the report (stages, chart, dead letters)
     assert len(pages) == 3, [p[:80] for p in pages]
     assert "es_source" in pages[0] and "load_es" in pages[0]
