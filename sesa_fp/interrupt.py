@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import FrameType
+from typing import Any
 
-__all__ = ["Interrupted", "exit_code", "stop_on_signals"]
+from sesa_fp.stream import Pipeline
+
+__all__ = ["Interrupted", "exit_code", "stop_on_signals", "stoppable"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -62,3 +65,38 @@ def stop_on_signals(*signums: int) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+class _StopCheck:
+    """The first stage of a `stoppable` pipeline: raises `Interrupted` once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, upstream: Iterable[Any]) -> Iterator[Any]:
+        is_set = self.event.is_set
+        for item in upstream:
+            if is_set():
+                raise Interrupted(signal.SIGTERM)
+            yield item
+
+    def __repr__(self) -> str:
+        return "stop_check()"
+
+
+def stoppable(pipeline: Pipeline, event: threading.Event) -> Pipeline:
+    """``pipeline`` that stops, as SIGTERM would, before the next record once ``event`` is
+    set from another thread (an Airflow operator's ``on_kill``).
+
+    >>> from sesa_fp import pipe
+    >>> stop = threading.Event()
+    >>> list(stoppable(pipe([1, 2]), stop))
+    [1, 2]
+    >>> stop.set()
+    >>> try:
+    ...     list(stoppable(pipe([1, 2]), stop))
+    ... except Interrupted as exc:  # a KeyboardInterrupt: caught by name only
+    ...     print(exc)
+    interrupted by SIGTERM
+    """
+    return Pipeline(pipeline.source, (_StopCheck(event), *pipeline.stages))
