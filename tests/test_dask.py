@@ -145,3 +145,36 @@ def test_worker_killed_mid_run_gives_the_same_target(cluster: Any, search_url: s
     assert report.conserved and report.read == N  # nothing counted twice
     assert sorted(r["k"] for r in from_storage(str(tmp_path / "dask" / "staging"))) == \
         list(range(N))
+
+
+def test_yaml_job_on_dask_from_the_command_line(cluster: Any, tmp_path: Path) -> None:
+    """runtime.executor in YAML, overridden by --executor: the same counts and outputs."""
+    import json
+    import subprocess
+
+    data = tmp_path / "in"
+    data.mkdir()
+    for f in range(3):
+        (data / f"f{f}.jsonl").write_text(
+            "".join(json.dumps({"k": f * 10 + i, "t": " x "}) + "\n" for i in range(10)))
+    job = tmp_path / "job.yaml"
+    job.write_text(f"""
+job_name: glob
+runtime: {{executor: {{type: dask, address: "tcp://127.0.0.1:1"}}}}
+extractor: {{type: jsonl, path: "{data}/*.jsonl"}}
+storage: {{uri: "{tmp_path / 'staging'}"}}
+transform: {{chain: [{{type: normalize}}]}}
+loader: {{type: files, dataset: out, connection: {{root: "{tmp_path / 'out'}"}}}}
+""")
+    address = cluster.scheduler_address.replace("tcp://", "dask://")
+    proc = subprocess.run([sys.executable, "-m", "sesa_fp", "run", "--config", str(job),
+                           "--executor", address, "--no-progress"], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (report["read"], report["loaded"], report["conserved"]) == (30, 30, True)
+    assert len(read_manifest(str(tmp_path / "staging")).parts) == 3
+    loaded = [json.loads(line) for f in (tmp_path / "out").rglob("part-*.jsonl")
+              for line in f.read_text().splitlines()]
+    assert sorted(r["k"] for r in loaded) == list(range(30))
+    assert {r["t"] for r in loaded} == {"x"}
