@@ -1,7 +1,8 @@
 """The ``sesa`` command line: run, validate, explain, replay and dlq.
 
 Exit codes: 0 success; 2 configuration or usage error; 1 run failure; 3 dead letters over
-``dlq.max_records`` / ``dlq.max_ratio``. Log lines go to stderr and the final report to
+``dlq.max_records`` / ``dlq.max_ratio``; 143 stopped by SIGTERM, 130 by Ctrl-C (committed
+output kept, the partial report printed). Log lines go to stderr and the final report to
 stdout: JSON lines and the JSON report when they are not a terminal (a scheduler, CI);
 readable lines and the summary on a terminal. ``--log-format json|text`` overrides.
 """
@@ -91,19 +92,38 @@ def _echo_report(report: Any, fmt: str) -> None:
         typer.echo(str(report), err=True)
 
 
-def _run_built(built: Any, progress: bool | None,
+def _run_built(built: Any, progress: bool | None, executor: str | None = None,
+               partition: int | None = None, run_id: str | None = None,
                log_format: LogFormat = LogFormat.auto) -> None:
+    from sesa_fp.executors import executor_from_spec
+    from sesa_fp.interrupt import exit_code, stop_on_signals
     from sesa_fp.logs import configure_logging
+    from sesa_fp.partitions import partition_pipeline
     from sesa_fp.report import run
 
     fmt = configure_logging(stream=sys.stderr, fmt=log_format.value)
     try:
-        report = run(built.pipeline, job=built.spec.job_name,
-                     progress="auto" if progress is None else progress)
+        if executor is not None and not executor.startswith("dask://"):
+            raise ConfigError(f"--executor: expected dask://host:port or dask://local, got "
+                              f"{executor!r} (threads or processes: the job's runtime.executor)")
+        runner = executor_from_spec(executor or built.spec.runtime.executor)
+        if runner is not None and partition is not None:
+            raise ConfigError("--partition runs one partition in this process; it cannot be "
+                              "combined with a Dask executor (which runs them all)")
+        pipeline = (built.pipeline if partition is None
+                    else partition_pipeline(built.pipeline, partition))
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    try:
+        with stop_on_signals():
+            report = run(pipeline, job=built.spec.job_name, run_id=run_id, executor=runner,
+                         progress="auto" if progress is None else progress)
     except BaseException as exc:
         partial = getattr(exc, "report", None)
         if partial is not None:  # what was committed before the failure, for the scheduler
             _echo_report(partial, fmt)
+        if isinstance(exc, KeyboardInterrupt):  # SIGTERM or Ctrl-C: stopped, not broken;
+            raise typer.Exit(exit_code(exc)) from None  # run() logged run_interrupted
         _raise_run_failure(exc)
     _echo_report(report, fmt)
     dlq = built.spec.dlq
@@ -117,12 +137,35 @@ def _run_built(built: Any, progress: bool | None,
                                   f"{dlq.max_ratio}")
 
 
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="where partitions run: dask://host:8786, dask://local (default: the "
+    "job's runtime.executor, else this process)")]
+PartitionOpt = Annotated[int | None, typer.Option(
+    "--partition", help="run only this partition (see `sesa partitions`)")]
+RunIdOpt = Annotated[str | None, typer.Option(
+    "--run-id", help="the run id (partitions of one run share it)")]
+
+
 @app.command()
 def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
-        log_format: LogFormatOpt = LogFormat.auto) -> None:
+        executor: ExecutorOpt = None, partition: PartitionOpt = None,
+        run_id: RunIdOpt = None, log_format: LogFormatOpt = LogFormat.auto) -> None:
     """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
-    _run_built(_build(config, set_), progress, log_format)
+    _run_built(_build(config, set_), progress, executor, partition, run_id, log_format)
 
+
+@app.command()
+def partitions(config: ConfigOpt, set_: SetOpt = None) -> None:
+    """List the job's partitions as JSON (one per slice, key range, file or HTTP partition),
+    to fan out: run each with `sesa run --partition N` or one Airflow mapped task each."""
+    from sesa_fp.partitions import list_partitions
+
+    built = _build(config, set_)
+    try:
+        parts = list_partitions(built.pipeline)
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    typer.echo(orjson.dumps(parts).decode())
 
 
 
@@ -215,7 +258,7 @@ def replay(
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
     """Load a committed staging prefix through the job's transforms and loader."""
-    _run_built(_build(config, set_, replay=True, replay_from=from_), progress, log_format)
+    _run_built(_build(config, set_, replay=True, replay_from=from_), progress, log_format=log_format)
 
 
 @app.command()
@@ -266,6 +309,6 @@ def main(argv: list[str] | None = None) -> None:
 def module_main(argv: list[str]) -> None:
     """``python -m sesa_fp job.yaml --set ...`` is ``sesa run --config job.yaml --set ...``."""
     if argv and not argv[0].startswith("-") and argv[0] not in {
-            "run", "validate", "explain", "replay", "dlq"}:
+            "run", "validate", "explain", "replay", "dlq", "partitions"}:
         argv = ["run", "--config", *argv]
     app(args=argv, prog_name="python -m sesa_fp")

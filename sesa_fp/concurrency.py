@@ -230,6 +230,7 @@ def map_concurrent(
     window: int | None = None,
     ordered: bool = True,
     setup: Callable[[], Any] | None = None,
+    processes: bool = False,
 ) -> Stage:
     """Map ``fn`` over items on ``workers`` threads with at most ``window`` items taken from
     upstream and not yet yielded (backpressure). ``ordered=False`` yields as completed.
@@ -237,6 +238,11 @@ def map_concurrent(
     (``.close()``) by that worker when the stream ends, fails or is abandoned. Dead letters
     (``Failure``) pass by without reaching ``fn``. Sinks (loaders, `tee`, `partition`) are
     refused inside ``fn``: they belong in `pipe` itself.
+
+    ``processes=True`` runs ``fn`` in a pool of ``workers`` processes instead (CPU-bound
+    work), with the same window, order and dead-letter behaviour; ``fn`` and ``setup`` must
+    pickle (checked now, with the reason if not), ``setup()`` runs once per process, and the
+    counters of stages inside ``fn`` are sent back to this process.
 
     >>> from sesa_fp import pipe
     >>> list(pipe(range(6), map_concurrent(lambda x: x * x, workers=3, window=4)))
@@ -255,6 +261,10 @@ def map_concurrent(
     if setup is not None and not callable(setup):
         raise TypeError(f"map_concurrent: setup must be callable, got {setup!r}")
     refuse_sinks(fn, "inside map_concurrent")
+    if processes:  # CPU-bound work: the same window over worker processes (see processes.py)
+        from sesa_fp.processes import ProcessMap
+
+        return ProcessMap(fn, workers, window, ordered, setup)
     return _MapConcurrent(fn, workers, window, ordered, setup)
 
 

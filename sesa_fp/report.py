@@ -192,6 +192,7 @@ def run(
     job: str | None = None,
     check: bool = True,
     dlq: Any = None,
+    executor: Any = None,
 ) -> RunReport:
     """Drain ``stream`` and return a `RunReport` built from what the sinks committed; raise
     `ConservationError` if the sum does not hold.
@@ -210,7 +211,14 @@ def run(
     ...         progress=False)
     >>> (r.read, r.emitted, r.dropped, r.dead_letters, r.conserved)
     (2, 1, 1, 0, True)
+
+    ``executor`` runs the stream elsewhere: ``DaskExecutor(address=...)``
+    (`sesa_fp.executors`) runs each partition of the source as a Dask task and returns the
+    merged report.
     """
+    if executor is not None:
+        return executor.run(stream, progress=progress, run_id=run_id, job=job, check=check,
+                            dlq=dlq)
     if not logger.hasHandlers():
         configure_logging()
     run_id = run_id or new_run_id()
@@ -243,8 +251,10 @@ def run(
         bar.close()
         report = _report(pipeline, counted, last, run_id, job, started_at,
                          time.perf_counter() - t0, n, error=exc)
-        log_event("run_failed", logging.ERROR, run_id=run_id, job=job,
-                  error=report.error, read=report.read, loaded=report.loaded,
+        stopped = isinstance(exc, KeyboardInterrupt)  # SIGTERM, Ctrl-C: committed work kept
+        log_event("run_interrupted" if stopped else "run_failed",
+                  logging.WARNING if stopped else logging.ERROR, run_id=run_id, job=job,
+                  error=report.error or "interrupted", read=report.read, loaded=report.loaded,
                   emitted=report.emitted, dropped=report.dropped,
                   dead_letters=report.dead_letters, unaccounted=report.unaccounted)
         with contextlib.suppress(AttributeError, TypeError):

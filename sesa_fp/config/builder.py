@@ -519,7 +519,8 @@ def build_job(spec: JobSpec, *, source: Any = None) -> BuiltJob:
         rt = spec.runtime
         stages += [batched(rt.batch_size),
                    map_concurrent(chain(*transforms), workers=rt.max_workers,
-                                  window=rt.max_in_flight or rt.max_workers * 2),
+                                  window=rt.max_in_flight or rt.max_workers * 2,
+                                  processes=rt.executor == "processes"),
                    unbatched()]
     stages.append(_typed("loader", spec.loader, "loader", spec))
     if spec.dlq is not None:

@@ -33,12 +33,22 @@ class RuntimeSpec:
     batch_size: int = 2000
     max_workers: int = 4
     max_in_flight: int | None = None
+    # threads (default) or processes: how the transform chain runs; {type: dask, address}:
+    # where the partitions run (sesa_fp.executors)
+    executor: Any = None
 
     def __attrs_post_init__(self) -> None:
         for name in ("batch_size", "max_workers", "max_in_flight"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise _FieldError(name, f"must be >= 1, got {value}")
+        ex = self.executor
+        if not (ex in (None, "threads", "processes")
+                or (isinstance(ex, str) and ex.startswith("dask://"))
+                or (isinstance(ex, dict) and ex.get("type") == "dask")):
+            raise _FieldError("executor", "expected threads, processes, {type: dask, "
+                              "address: tcp://host:8786 | local} or dask://host:port, "
+                              f"got {mask_value(ex)!r}")
 
 
 @attrs.define
