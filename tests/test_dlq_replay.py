@@ -325,3 +325,62 @@ def test_every_letter_is_accounted_for(values: list[str]) -> None:
     assert (r2.read, r2.loaded, r2.dead_letters) == (values.count("bad"), 0,
                                                       values.count("bad"))
     assert len(_loaded(f"{base}/out")) == values.count("1") + values.count("2x")
+
+
+# -- the command line, on a local job --------------------------------------------------------
+
+def _local_job(tmp_path: Path) -> Path:
+    from dlq_replay_job import records, write_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records()))
+    loader = (f'  type: files\n  connection: {{ root: "{tmp_path}/out" }}\n'
+              '  dataset: "items"\n  options: { id_strategy: { type: field, field: k } }')
+    return write_job(tmp_path, source=str(src), loader=loader, dlq=f"{tmp_path}/dlq/",
+                     storage=f'storage: {{ backend: local, uri: "{tmp_path}/staging/" }}')
+
+
+def test_cli_replays_dead_letters_once(tmp_path: Path) -> None:
+    from dlq_replay_job import outputs, sesa
+
+    job = _local_job(tmp_path)
+    proc, first = sesa("run", "--config", str(job), "--set", "mode=strict", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (first["read"], first["loaded"], first["dead_letters"]) == (30, 24, 6)
+    proc, rep = sesa("replay", "--config", str(job), "--dead-letters", f"{tmp_path}/dlq/",
+                     "--set", "mode=lenient", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (rep["read"], rep["loaded"], rep["dropped"], rep["dead_letters"], rep["conserved"]) \
+        == (6, 4, 0, 2, True)
+    assert outputs(rep)["dead_letters_read"]["letters"] == 6
+    rows = {r["k"]: r for r in _loaded(f"{tmp_path}/out")}
+    assert len(rows) == 28 and all(rows[k]["qty"] is None for k in ("3", "10", "17", "24"))
+    assert rows["3"]["name"] == "item 3"  # normalize ran once, in the first run
+    proc, again = sesa("replay", "--config", str(job), "--dead-letters", f"{tmp_path}/dlq/",
+                       "--set", "mode=lenient", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    read = outputs(again)["dead_letters_read"]
+    assert (read["letters"], read["skipped_resolved"], again["read"], again["loaded"],
+            again["dead_letters"]) == (8, 6, 2, 0, 2)
+    assert sorted(x["k"] for x in read_dead_letters(f"{tmp_path}/dlq/")) == ["20", "5"]
+
+
+def test_cli_refuses_a_staging_prefix_and_two_sources(tmp_path: Path) -> None:
+    from dlq_replay_job import sesa
+
+    job = _local_job(tmp_path)
+    proc, _ = sesa("run", "--config", str(job), "--set", "mode=lenient", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, _ = sesa("replay", "--config", str(job), "--dead-letters", f"{tmp_path}/staging/",
+                   "--set", "mode=lenient", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "holds a 'staging' commit, not dead letters" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc, _ = sesa("replay", "--config", str(job), "--dead-letters", f"{tmp_path}/dlq/",
+                   "--from", f"{tmp_path}/staging/", "--set", "mode=lenient", cwd=tmp_path)
+    assert proc.returncode == 2 and "not both" in proc.stderr
+    proc, _ = sesa("replay", "--config", str(job), "--dead-letters",
+                   "s3://AKIAEXAMPLE:sup3r-s3cret@nobucket/dlq/", "--set", "mode=lenient",
+                   cwd=tmp_path)
+    assert proc.returncode in (1, 2) and "sup3r-s3cret" not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr

@@ -16,10 +16,10 @@ from typing import Any
 import attrs
 import fsspec
 
-from sesa_fp.errors import ConfigError, StorageError
+from sesa_fp.errors import ConfigError, SesaError, StorageError
 from sesa_fp.logs import log_event
-from sesa_fp.secrets import mask_mapping, mask_url, reveal_tree
-from sesa_fp.storage.location import join_path, url_of
+from sesa_fp.secrets import mask_mapping, mask_url, redact, reveal_tree, secret_strings
+from sesa_fp.storage.location import check_location, join_path, url_of
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from sesa_fp.storage.reader import StorageSource
 from sesa_fp.storage.resolved import RESOLVED_DIR, letter_id, read_marks
@@ -103,6 +103,7 @@ class DeadLetterSource:
         try:
             fs, root = fsspec.core.url_to_fs(self.uri, **reveal_tree(self.storage_options))
             root = root.rstrip("/")
+            check_location(fs, root, f"dead-letter queue {mask_url(self.uri)}")
             fs.invalidate_cache(root)
             if fs.exists(join_path(root, MANIFEST_NAME)):
                 paths = [join_path(root, MANIFEST_NAME)]
@@ -123,9 +124,12 @@ class DeadLetterSource:
                         "letters; give a dead-letter queue prefix (the job's dlq.uri), or "
                         "replay a staging prefix with sesa replay --from")
                 out.append((folder, manifest))
-        except OSError as exc:
-            raise StorageError(f"read_dead_letters: cannot list {mask_url(self.uri)}: "
-                               f"{exc}") from exc
+        except SesaError:
+            raise
+        except Exception as exc:  # OSError, or a client's own (botocore refuses a bucket name)
+            secrets = secret_strings(self.uri, self.storage_options)
+            raise StorageError(redact(f"read_dead_letters: cannot list {mask_url(self.uri)}: "
+                                      f"{type(exc).__name__}: {exc}", secrets)) from exc
         self._fs, self._root = fs, root
         if not out:
             log_event("no_dead_letters", logging.WARNING, uri=mask_url(self.uri),
