@@ -27,7 +27,10 @@ when the fixed job dropped it on purpose (both written when the loader's stream 
 loaded is not loaded again and a letter still failing is pending exactly once: in the
 replay run's DLQ. A replay that fails, or is killed before its marks are written, marks
 nothing as loaded: the next replay loads those records again, which a deterministic
-``id_strategy`` makes harmless (the target ends up the same).
+``id_strategy`` makes harmless (the target ends up the same). One killed after its DLQ
+committed but before its ``failed_again`` marks leaves no duplicate either: the new letters'
+``replay_of`` names the old ones, and `read_dead_letters` skips a letter a committed one
+replays.
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ from typing import Any
 import attrs
 from returns.result import Failure
 
-from sesa_fp.errors import StageError
+from sesa_fp.errors import ConfigError, StageError
 from sesa_fp.logs import log_event
 from sesa_fp.report import default_dlq_uri
 from sesa_fp.result import DeadLetter
+from sesa_fp.secrets import mask_url
 from sesa_fp.sources.dead_letters import DeadLetterSource, StoredLetter, read_dead_letters
 from sesa_fp.stats import Stage
+from sesa_fp.storage.location import normalized
 from sesa_fp.storage.resolved import write_marks
 from sesa_fp.storage.writer import dlq_sink
 from sesa_fp.stream import Pipeline, Writer, map_concurrent, partition, pipe
@@ -354,6 +359,7 @@ def replay_dead_letters(
     ledger = _Ledger(lambda: source.fs)
     writer: Writer = dlq_sink(default_dlq_uri()) if dlq is None else \
         dlq_sink(dlq) if isinstance(dlq, str) else dlq
+    _check_dlq_place(writer, source)
     return pipe(source,
                 map_concurrent(_FromFailedStage(transforms, loader), workers=workers,
                                window=window),
@@ -361,6 +367,24 @@ def replay_dead_letters(
                 loader,
                 _Resolve(ledger, loader),
                 partition(_ReplayDlq(writer, ledger)))
+
+
+def _check_dlq_place(writer: Any, source: DeadLetterSource) -> None:
+    """Refuse a DLQ writer that commits one folder over the letters being read: its commit
+    would replace them (a failed replay would take the letters not yet replayed with it).
+    A per-run writer (``dlq_sink``'s default) adds a folder of its own, which is fine."""
+    location = getattr(writer, "location", None)
+    if not callable(location):
+        return
+    where = str(location())
+    if where.endswith("/run_id=*"):
+        return
+    src = normalized(source.uri, source.storage_options)
+    if where == src or where.startswith(src + "/") or src.startswith(where + "/"):
+        raise ConfigError(
+            f"replay_dead_letters: the DLQ {writer!r} commits over the dead letters being "
+            f"replayed ({mask_url(source.uri)}), and would replace them; use a per-run DLQ "
+            "(dlq_sink(uri), per_run=True) or another prefix")
 
 
 def job_parts(pipeline: Pipeline) -> tuple[tuple[Any, ...], Any, Writer | None]:

@@ -384,3 +384,34 @@ def test_cli_refuses_a_staging_prefix_and_two_sources(tmp_path: Path) -> None:
                    cwd=tmp_path)
     assert proc.returncode in (1, 2) and "sup3r-s3cret" not in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_a_replay_killed_before_its_failed_marks_leaves_no_duplicate() -> None:
+    base = _mem()
+    _first_run(base, RECORDS)
+    _replay(base, run_id="replay1")
+    fs = fsspec.filesystem("memory")
+    root = base.split("://")[1]
+    removed = 0
+    for path in fs.glob(f"{root}/dlq/*/_resolved/*.json"):
+        if b"failed_again" in fs.cat_file(path):
+            fs.rm_file(path)  # as if the replay died right after its DLQ commit
+            removed += 1
+    assert removed == 1
+    # e's original is unmarked now, but replay1's committed copy names it in replay_of
+    assert [x.record["k"] for x in read_dead_letters(f"{base}/dlq/", letters=True)] == ["e"]
+    second = _replay(base, run_id="replay2")
+    assert (second.read, second.dead_letters) == (1, 1)
+
+
+def test_a_dlq_that_would_replace_the_letters_it_replays_is_refused() -> None:
+    base = _mem()
+    _first_run(base, RECORDS)
+    with pytest.raises(ConfigError, match="would replace them"):
+        replay_dead_letters(f"{base}/dlq/run_id=run1", transforms=_chain(True),
+                            loader=load_files(f"{base}/out", dataset="d"),
+                            dlq=dlq_sink(f"{base}/dlq/run_id=run1", per_run=False))
+    with pytest.raises(ConfigError, match="would replace them"):
+        replay_dead_letters(f"{base}/dlq/", transforms=_chain(True),
+                            loader=load_files(f"{base}/out", dataset="d"),
+                            dlq=dlq_sink(f"{base}/dlq/x", per_run=False))

@@ -9,6 +9,7 @@ in manifest order), and letters a replay already dealt with (``_resolved/`` mark
 
 from __future__ import annotations
 
+import gzip as _gzip
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import attrs
 import fsspec
 
+from sesa_fp.codec import loads
 from sesa_fp.errors import ConfigError, SesaError, StorageError
 from sesa_fp.logs import log_event
 from sesa_fp.secrets import mask_mapping, mask_url, redact, reveal_tree, secret_strings
@@ -154,6 +156,7 @@ class DeadLetterSource:
                                   f"is not under {mask_url(self.uri)}")
             first = names.index(self.start["run"])
         counts = self.counts
+        replayed = self._replayed(folders) if self.skip_resolved else set()
         for (folder, manifest), name in zip(folders[first:], names[first:], strict=True):
             counts["runs"] += 1
             marks = read_marks(self._fs, folder) if self.skip_resolved else {}
@@ -170,7 +173,7 @@ class DeadLetterSource:
                     self._pos = {"run": name, "part": p, "record": i + 1}
                     counts["letters"] += 1
                     lid = letter_id(part.sha256, i)
-                    if lid in marks:
+                    if lid in marks or lid in replayed:
                         counts["skipped_resolved"] += 1
                         continue
                     if not isinstance(letter, dict) or any(k not in letter for k in _FIELDS):
@@ -183,6 +186,30 @@ class DeadLetterSource:
             for _ in records:  # the reader checks the last part's count when drained
                 pass
         self._pos = dict(_DONE)
+
+    def _replayed(self, folders: list[tuple[str, Manifest]]) -> set[str]:
+        """The ids named by ``replay_of`` in the committed letters under the prefix: letters
+        that failed again in a replay whose DLQ committed before its marks were written (a
+        replay killed in between) are skipped like marked ones. A replay's DLQ holds only
+        such letters, so one line per folder tells which folders to read."""
+        out: set[str] = set()
+        for folder, manifest in folders:
+            if not manifest.parts:
+                continue
+            try:
+                with self._fs.open(join_path(folder, manifest.parts[0].path), "rb") as f:
+                    raw: Any = _gzip.GzipFile(fileobj=f) if manifest.compression == "gzip" \
+                        else f
+                    first = loads(raw.readline())
+            except (OSError, EOFError, ValueError):
+                first = {"replay_of": True}  # unreadable here: the verified read decides
+            if not isinstance(first, dict) or not first.get("replay_of"):
+                continue
+            for letter in StorageSource(url_of(self._fs, folder, self.uri),
+                                        reveal_tree(self.storage_options) or None):
+                if isinstance(letter, dict) and letter.get("replay_of"):
+                    out.add(str(letter["replay_of"]))
+        return out
 
     @property
     def fs(self) -> Any:
