@@ -171,7 +171,8 @@ def _build_dead_letter_replay(config: Path, sets: list[str] | None, uri: str) ->
         source = read_dead_letters(uri, storage_options=opts or None, letters=True)
         source.folders()  # a missing or non-DLQ prefix fails now, before anything is loaded
         return BuiltJob(spec, replay_dead_letters(source, transforms=transforms, loader=loader,
-                                                  dlq=dlq, workers=spec.runtime.max_workers))
+                                                  dlq=dlq, workers=spec.runtime.max_workers,
+                                                  batch_size=spec.runtime.batch_size))
     except ConfigError as exc:
         raise _fail(EXIT_CONFIG, str(exc)) from exc
     except SesaError as exc:

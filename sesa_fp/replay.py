@@ -36,6 +36,7 @@ replays.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -54,7 +55,7 @@ from sesa_fp.stats import Stage
 from sesa_fp.storage.location import normalized
 from sesa_fp.storage.resolved import write_marks
 from sesa_fp.storage.writer import dlq_sink
-from sesa_fp.stream import Pipeline, Writer, map_concurrent, partition, pipe
+from sesa_fp.stream import Pipeline, Writer, batched, map_concurrent, partition, pipe
 
 __all__ = ["job_parts", "replay_dead_letters", "start_stage"]
 
@@ -176,8 +177,9 @@ class _Ledger:
 
 
 class _FromFailedStage:
-    """``letter -> (letter, results)``: the letter's record through the job's transforms from
-    the one it failed in (run in `map_concurrent` workers, like the job's own chain)."""
+    """``letters -> [(letter, results)]``: each letter's record through the job's transforms
+    from the one it failed in (a batch per `map_concurrent` task, like the job's own chain;
+    one record at a time, so a drop or a failure stays with its letter)."""
 
     def __init__(self, transforms: Sequence[Any], loader: Any) -> None:
         self.transforms = tuple(transforms)
@@ -189,7 +191,10 @@ class _FromFailedStage:
     def children(self) -> tuple[Any, ...]:
         return self.transforms
 
-    def __call__(self, letter: StoredLetter) -> tuple[StoredLetter, list[Any]]:
+    def __call__(self, letters: list[StoredLetter]) -> list[tuple[StoredLetter, list[Any]]]:
+        return [self._one(letter) for letter in letters]
+
+    def _one(self, letter: StoredLetter) -> tuple[StoredLetter, list[Any]]:
         k, why = start_stage(letter, self.transforms, self.loader)
         if k is None:
             return letter, [Failure(_not_replayed(letter, why))]
@@ -221,7 +226,7 @@ class _Fanout(Stage):
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
         ledger = self.ledger
         ledger.reset()
-        for letter, items in upstream:
+        for letter, items in itertools.chain.from_iterable(upstream):
             if not items:  # the fixed job dropped it on purpose (counted by its stage)
                 ledger.dropped(letter)
                 continue
@@ -327,6 +332,7 @@ def replay_dead_letters(
     dlq: Writer | str | None = None,
     workers: int = 1,
     window: int | None = None,
+    batch_size: int = 500,
     storage_options: dict[str, Any] | None = None,
 ) -> Pipeline:
     """The pipeline that replays the dead letters under ``uri`` through ``transforms`` (the
@@ -361,6 +367,7 @@ def replay_dead_letters(
         dlq_sink(dlq) if isinstance(dlq, str) else dlq
     _check_dlq_place(writer, source)
     return pipe(source,
+                batched(batch_size),
                 map_concurrent(_FromFailedStage(transforms, loader), workers=workers,
                                window=window),
                 _Fanout(ledger),
