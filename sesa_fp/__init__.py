@@ -63,7 +63,9 @@ __all__ = [
     "merge",
     "partition",
     "pipe",
+    "read_dead_letters",
     "read_jsonl",
+    "replay_dead_letters",
     "run",
     "sql_source",
     "stage",
@@ -95,6 +97,14 @@ def __getattr__(name: str) -> object:
         from sesa_fp.sources.sql import sql_source
 
         return sql_source
+    if name == "read_dead_letters":
+        from sesa_fp.sources.dead_letters import read_dead_letters
+
+        return read_dead_letters
+    if name == "replay_dead_letters":
+        from sesa_fp.replay import replay_dead_letters
+
+        return replay_dead_letters
     raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")
 
 

@@ -248,17 +248,52 @@ def explain(config: ConfigOpt, set_: SetOpt = None) -> None:
     typer.echo(explain_source(built), nl=False)
 
 
+def _build_dead_letter_replay(config: Path, sets: list[str] | None, uri: str) -> Any:
+    """The job's transforms, loader and DLQ around the dead letters under ``uri``; a
+    configuration error or a prefix that is not a DLQ exits with code 2."""
+    from sesa_fp.config import BuiltJob, build_job, load_job, parse_sets
+    from sesa_fp.replay import job_parts, replay_dead_letters
+    from sesa_fp.secrets import reveal_tree
+    from sesa_fp.sources.dead_letters import read_dead_letters
+
+    try:
+        spec = load_job(config, parse_sets(sets or []))
+        transforms, loader, dlq = job_parts(build_job(spec, source=()).pipeline)
+        where = spec.dlq or spec.storage  # the DLQ usually lives with the job's dlq.uri
+        opts = reveal_tree(where.options.storage_options) if where else None
+        source = read_dead_letters(uri, storage_options=opts or None, letters=True)
+        source.folders()  # a missing or non-DLQ prefix fails now, before anything is loaded
+        return BuiltJob(spec, replay_dead_letters(source, transforms=transforms, loader=loader,
+                                                  dlq=dlq, workers=spec.runtime.max_workers,
+                                                  batch_size=spec.runtime.batch_size))
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from exc
+    except SesaError as exc:
+        raise _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}") from exc
+
+
 @app.command()
 def replay(
     config: ConfigOpt,
     from_: Annotated[str | None, typer.Option("--from", help="staging prefix to replay "
                                               "(default: the job's storage.uri)")] = None,
+    dead_letters: Annotated[str | None, typer.Option(
+        "--dead-letters", help="a DLQ prefix: replay its dead letters, each from the stage "
+        "where it failed, skipping those already resolved")] = None,
     set_: SetOpt = None,
     progress: ProgressOpt = None,
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
-    """Load a committed staging prefix through the job's transforms and loader."""
-    _run_built(_build(config, set_, replay=True, replay_from=from_), progress, log_format=log_format)
+    """Load a committed staging prefix (or, with --dead-letters, the dead letters of a DLQ)
+    through the job's transforms and loader."""
+    if dead_letters is not None:
+        if from_ is not None:
+            raise _fail(EXIT_CONFIG, "give --from (a staging prefix) or --dead-letters (a DLQ "
+                                     "prefix), not both")
+        _run_built(_build_dead_letter_replay(config, set_, dead_letters), progress, log_format=log_format)
+        return
+    _run_built(_build(config, set_, replay=True, replay_from=from_), progress,
+               log_format=log_format)
 
 
 @app.command()

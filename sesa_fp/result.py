@@ -83,6 +83,8 @@ class DeadLetter:
     target: str | None = None
     id: str | None = None
     status: int | None = None
+    # the stored dead letter this one was replayed from (`sesa_fp.replay`), when it failed again
+    replay_of: str | None = None
 
     @classmethod
     def from_exception(
