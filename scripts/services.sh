@@ -611,6 +611,8 @@ fi
 
 case "$cmd" in
     start)
+        # what the services need, before anything slow: installed (root + apt) or named at once
+        "$SCRIPT_DIR/preflight.sh" "$what" || die "preflight failed (see the line above)"
         if [ "$what" = all ] || [ "$what" = search ]; then start_search; fi
         if [ "$what" = all ] || [ "$what" = s3 ]; then start_s3; fi
         if [ "$what" = all ] || [ "$what" = azure ]; then start_azure; fi

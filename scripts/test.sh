@@ -6,6 +6,10 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
+# Java/Maven, Node, Go, PostgreSQL: installed now (root + apt) or named at once, not ten
+# minutes in
+scripts/preflight.sh all
+
 scripts/bootstrap.sh dev,es,opensearch,notebook,azure,gcs,sql
 
 .venv/bin/ruff check sesa_fp tests benchmarks recipes notebooks

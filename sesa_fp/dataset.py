@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from toolz import get_in
 
 from sesa_fp.errors import ConfigError, RecordError
 
@@ -74,9 +75,7 @@ class DatasetTemplate:
             out.append(literal)
             if path is None:
                 continue
-            value: Any = record
-            for key in path:
-                value = value.get(key) if isinstance(value, Mapping) else None
+            value = get_in(path, record)
             if value is None:
                 raise RecordError(
                     f"dataset template {self.template!r} needs field {'.'.join(path)!r}"

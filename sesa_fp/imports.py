@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
 import sys
 from typing import Any
 
 from sesa_fp.errors import ConfigError
 
-__all__ = ["import_object"]
+__all__ = ["import_object", "require"]
 
 
 def import_object(path: str) -> Any:
@@ -36,3 +37,20 @@ def import_object(path: str) -> Any:
         raise ConfigError(f"cannot import {path!r}: AttributeError: {exc}") from exc
     except Exception as exc:  # the user's module raised while importing
         raise ConfigError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional module lazily; `ConfigError` naming the extra when it is missing.
+
+    >>> require("json", "none").__name__
+    'json'
+    >>> require("no_such_client", "es")
+    Traceback (most recent call last):
+    sesa_fp.errors.ConfigError: the 'no_such_client' package is not installed: pip install ...
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the {module!r} package is not installed: pip install 'sesa_fp[{extra}]' ({exc})"
+        ) from exc

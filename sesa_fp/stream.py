@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import more_itertools
+import toolz
 from returns.result import Failure, Success
 
 from sesa_fp.concurrency import (
@@ -304,10 +305,7 @@ class Chain:
         self.stages = stages
 
     def __call__(self, batch: Iterable[Any]) -> list[Any]:
-        it: Iterable[Any] = batch
-        for st in self.stages:
-            it = st(it)
-        return list(it)
+        return list(toolz.pipe(batch, *self.stages))
 
     def children(self) -> tuple[Any, ...]:
         return self.stages

@@ -481,9 +481,10 @@ def _fsspec_writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, dlq: b
     o = spec.options
     so = reveal_tree(o.storage_options) or None
     if dlq:
-        return dlq_sink(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, storage_options=so)
+        return dlq_sink(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, storage_options=so,
+                        compression=o.compression, level=o.level)
     return to_storage(spec.uri, gzip=o.gzip, part_max_mb=o.part_max_mb, job=job.job_name,
-                      storage_options=so)
+                      storage_options=so, compression=o.compression, level=o.level)
 
 
 def _writer(spec: StorageSpec | DlqSpec, where: str, job: JobSpec, *, dlq: bool) -> Any:

@@ -55,6 +55,8 @@ class RuntimeSpec:
 class StorageOptions:
     part_max_mb: float = 64
     gzip: bool = True
+    compression: str | None = None  # gzip | zstd | none (overrides gzip)
+    level: int | None = None  # compression level (gzip 6, zstd 3 when unset)
     storage_options: dict[str, Any] = attrs.field(factory=dict, repr=masked_repr)
 
 

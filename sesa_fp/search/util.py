@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from sesa_fp.errors import ConfigError
+from sesa_fp.imports import require
 
 __all__ = ["error_details", "require"]
-
-
-def require(module: str, extra: str) -> Any:
-    """Import a client module lazily; `ConfigError` naming the extra when it is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ConfigError(
-            f"the {module!r} client is not installed: pip install 'sesa_fp[{extra}]' ({exc})"
-        ) from exc
 
 
 def error_details(info: Any, default_type: str) -> tuple[str, str]:

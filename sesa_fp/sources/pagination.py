@@ -47,6 +47,8 @@ def get_path(body: Any, path: str | None, default: Any = _MISSING) -> Any:
     Traceback (most recent call last):
     KeyError: 'data.items'
     """
+    # not toolz.get_in: a JSON path indexes lists by digit strings ("data.0.id") and objects
+    # by any string, including "0"
     node = body
     for part in path.split(".") if path else ():
         if isinstance(node, Mapping) and part in node:

@@ -15,7 +15,7 @@ __all__ = ["MANIFEST_NAME", "Manifest", "PartInfo", "parse_manifest"]
 
 MANIFEST_NAME = "_manifest.json"
 FORMAT = "sesa_fp/manifest@1"
-COMPRESSIONS = (None, "gzip")
+COMPRESSIONS = (None, "gzip", "zstd")
 
 
 @attrs.frozen

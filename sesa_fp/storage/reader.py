@@ -12,6 +12,7 @@ import fsspec
 
 from sesa_fp.codec import loads
 from sesa_fp.errors import CorruptPartError, ManifestError
+from sesa_fp.imports import require
 from sesa_fp.storage.location import join_path
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, parse_manifest
 
@@ -69,6 +70,9 @@ class StorageSource:
             raw: Any = io.BytesIO(data)
             if manifest.compression == "gzip":
                 raw = io.BufferedReader(_gzip.GzipFile(fileobj=raw), 1 << 20)
+            elif manifest.compression == "zstd":
+                zstd = require("zstandard", "zstd")
+                raw = io.BufferedReader(zstd.ZstdDecompressor().stream_reader(raw), 1 << 20)
             n = 0
             for line in raw:
                 n += 1

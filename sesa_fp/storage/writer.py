@@ -15,6 +15,7 @@ import fsspec
 
 from sesa_fp.codec import dumps_line, dumps_line_lenient
 from sesa_fp.errors import ConfigError, StorageError
+from sesa_fp.imports import require
 from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.secrets import mask_mapping, mask_url
@@ -26,6 +27,43 @@ __all__ = ["PartsWriter", "dlq_sink", "to_storage"]
 
 _FLUSH_BYTES = 1 << 20
 _PART_GLOB = "part-*.jsonl*"
+# part compression -> (file extension, default level, level range)
+_CODECS: dict[str | None, tuple[str, int, range]] = {
+    None: (".jsonl", 0, range(0, 1)),
+    "gzip": (".jsonl.gz", 6, range(0, 10)),
+    "zstd": (".jsonl.zst", 3, range(1, 23)),
+}
+
+
+def _codec(gzip: bool, compression: str | None, level: int | None) -> tuple[str | None, int]:
+    """The part compression and its level from ``gzip=`` / ``compression=`` / ``level=``.
+
+    >>> _codec(True, None, None), _codec(True, "zstd", None), _codec(False, None, None)
+    (('gzip', 6), ('zstd', 3), (None, 0))
+    >>> _codec(True, "lz4", None)
+    Traceback (most recent call last):
+    sesa_fp.errors.ConfigError: compression must be one of gzip, zstd, none; got 'lz4'
+    """
+    kind = ("gzip" if gzip else None) if compression is None else \
+        (None if compression == "none" else compression)
+    if kind not in _CODECS:
+        raise ConfigError(f"compression must be one of gzip, zstd, none; got {compression!r}")
+    default, allowed = _CODECS[kind][1:]
+    if level is None:
+        return kind, default
+    if not isinstance(level, int) or isinstance(level, bool) or level not in allowed:
+        raise ConfigError(f"{kind or 'no'} compression level must be an int in "
+                          f"{allowed.start}..{allowed.stop - 1}, got {level!r}")
+    return kind, level
+
+
+def _compressor(kind: str | None, level: int) -> Any:
+    """An object with ``compress(bytes)`` and ``flush()`` for one part (None: plain)."""
+    if kind == "gzip":
+        return zlib.compressobj(level, zlib.DEFLATED, 31)
+    if kind == "zstd":
+        return require("zstandard", "zstd").ZstdCompressor(level=level).compressobj()
+    return None
 
 
 class PartsWriter:
@@ -48,6 +86,8 @@ class PartsWriter:
         gzip: bool = True,
         part_max_mb: float = 64,
         kind: str = "staging",
+        compression: str | None = None,
+        level: int | None = None,
         encode: Callable[[Any], bytes] = dumps_line,
         commit_empty: bool = True,
         per_run: bool = False,
@@ -59,7 +99,10 @@ class PartsWriter:
         if not isinstance(part_max_mb, (int, float)) or part_max_mb <= 0:
             raise ConfigError(f"part_max_mb must be a positive number, got {part_max_mb!r}")
         self.uri = uri
-        self.gzip = gzip
+        # gzip level 6 by default: zlib's own default, and what a reader expects of .gz;
+        # level 1 writes ~2x faster for ~15% bigger parts, zstd (level 3) faster still
+        self.compression, self.level = _codec(gzip, compression, level)
+        self.gzip = self.compression == "gzip"
         self.part_max_bytes = max(1, int(part_max_mb * 1024 * 1024))
         self.kind = kind
         self.encode = encode
@@ -80,7 +123,10 @@ class PartsWriter:
         fn = "dlq_sink" if self.kind == "dlq" else "to_storage"
         so = (f", storage_options={mask_mapping(self.storage_options)!r}"
               if self.storage_options else "")
-        return (f"{fn}({mask_url(self.uri)!r}, gzip={self.gzip}, "
+        codec = f"gzip={self.gzip}" if self.compression != "zstd" else "compression='zstd'"
+        if self.level != _CODECS[self.compression][1]:
+            codec += f", level={self.level}"
+        return (f"{fn}({mask_url(self.uri)!r}, {codec}, "
                 f"part_max_mb={self.part_max_bytes / 2**20:g}{so})")
 
     def location(self) -> str:
@@ -163,14 +209,14 @@ class PartsWriter:
         if self._gen is None:
             self._make_dirs()
             self._survey()
-        ext = ".jsonl.gz" if self.gzip else ".jsonl"
+        ext = _CODECS[self.compression][0]
         n = len(self._parts)
         name = f"part-{self._gen}-{n:05d}{ext}" if self._gen else f"part-{n:05d}{ext}"
         self._part_name = name
         self._written.append(name)
         self._file = self._fs.open(join_path(self._root, name), "wb")
         self._sha = hashlib.sha256()
-        self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
+        self._zip = _compressor(self.compression, self.level)
         self._part_records = 0
         self._part_bytes = 0
 
@@ -217,7 +263,7 @@ class PartsWriter:
         """The name of the old commit's part ``index`` if it holds exactly ``info``'s bytes."""
         old = self._old
         if old is None or index >= len(old.parts) or \
-                old.compression != ("gzip" if self.gzip else None):
+                old.compression != self.compression:
             return None
         p = old.parts[index]
         if (p.records, p.bytes, p.sha256) != (info.records, info.bytes, info.sha256) \
@@ -292,7 +338,7 @@ class PartsWriter:
                 run_id=self.run_id or current_run_id(),
                 created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
                 if self.stamp_time else "",
-                compression="gzip" if self.gzip else None,
+                compression=self.compression,
                 parts=tuple(self._parts),
             )
             self._write_manifest(manifest)
@@ -383,6 +429,8 @@ def to_storage(
     part_max_mb: float = 64,
     job: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    compression: str | None = None,
+    level: int | None = None,
 ) -> PartsWriter:
     """A staging writer for `tee`: rolling parts under ``uri`` and a manifest on commit.
 
@@ -392,9 +440,16 @@ def to_storage(
     >>> _ = run(pipe([{"a": 1}, {"a": 2}], tee(w)), progress=False)
     >>> list(from_storage("memory://doc/staging/"))
     [{'a': 1}, {'a': 2}]
+
+    ``compression="zstd"`` (needs the ``zstd`` extra) or ``level=1`` trade part size for speed:
+
+    >>> w = to_storage("memory://doc/zstd/", compression="zstd")
+    >>> _ = run(pipe([{"a": 1}], tee(w)), progress=False)
+    >>> w.last_manifest.parts[0].path, list(from_storage("memory://doc/zstd/"))
+    ('part-00000.jsonl.zst', [{'a': 1}])
     """
     return PartsWriter(uri, gzip=gzip, part_max_mb=part_max_mb, job=job,
-                       storage_options=storage_options)
+                       storage_options=storage_options, compression=compression, level=level)
 
 
 def _encode_dead_letter(item: Any) -> bytes:
@@ -408,6 +463,8 @@ def dlq_sink(
     part_max_mb: float = 64,
     per_run: bool = True,
     storage_options: dict[str, Any] | None = None,
+    compression: str | None = None,
+    level: int | None = None,
 ) -> PartsWriter:
     """A dead-letter writer for `partition`: parts under ``uri/run_id=<run>/`` plus a manifest,
     nothing at all when a run has no dead letters. Unencodable values are kept as their repr.
@@ -421,4 +478,4 @@ def dlq_sink(
     """
     return PartsWriter(uri, gzip=gzip, part_max_mb=part_max_mb, kind="dlq",
                        encode=_encode_dead_letter, commit_empty=False, per_run=per_run,
-                       storage_options=storage_options)
+                       storage_options=storage_options, compression=compression, level=level)
