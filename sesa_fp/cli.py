@@ -290,7 +290,8 @@ def replay(
         if from_ is not None:
             raise _fail(EXIT_CONFIG, "give --from (a staging prefix) or --dead-letters (a DLQ "
                                      "prefix), not both")
-        _run_built(_build_dead_letter_replay(config, set_, dead_letters), progress, log_format=log_format)
+        _run_built(_build_dead_letter_replay(config, set_, dead_letters), progress,
+                   log_format=log_format)
         return
     _run_built(_build(config, set_, replay=True, replay_from=from_), progress,
                log_format=log_format)
