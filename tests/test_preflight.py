@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sesa_fp.config import load_job
-from sesa_fp.config.preflight import field_warnings
+from sesa_fp.config import build_job, load_job
+from sesa_fp.config.preflight import check_target, field_warnings
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_JOB = REPO / "tests" / "jobs" / "seed_job.yaml"
@@ -153,25 +153,27 @@ def _sql_job(tmp_path: Path, url: str, kind: str, table: str, create: bool) -> P
     return job
 
 
+def _target_lines(job: Path) -> tuple[bool, str]:
+    """`check_target` in this process (what `validate --check-target` prints)."""
+    found = check_target(build_job(load_job(job)).pipeline)
+    return found.ok, "\n".join(found.lines()) + "\n"
+
+
 def _check_sql(tmp_path: Path, url: str, kind: str, make_table: Any) -> None:
     make_table("CREATE TABLE pf_a (k int primary key, kind text, n int)")
-    proc = sesa("validate", "--config", str(_sql_job(tmp_path, url, kind, "pf_{kind}", False)),
-                "--check-target", cwd=tmp_path)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "target pf_a: 1 records\n" in proc.stdout
-    assert "target pf_b: 1 records (missing: it would be created)" in proc.stdout
-    assert "conflict: table pf_b does not exist and create is off: the run would fail" \
-        in proc.stdout
+    ok, out = _target_lines(_sql_job(tmp_path, url, kind, "pf_{kind}", False))
+    assert not ok, out
+    assert "target pf_a: 1 records\n" in out
+    assert "target pf_b: 1 records (missing: it would be created)" in out
+    assert "conflict: table pf_b does not exist and create is off: the run would fail" in out
     make_table("CREATE TABLE pf_b (k int primary key, kind text, n int)")
-    proc = sesa("validate", "--config", str(_sql_job(tmp_path, url, kind, "pf_{kind}", False)),
-                "--check-target", cwd=tmp_path)
-    assert proc.returncode == 1
+    ok, out = _target_lines(_sql_job(tmp_path, url, kind, "pf_{kind}", False))
+    assert not ok
     assert ("conflict: table pf_b: the sample has fields the table lacks: extra (their "
-            "records would be dead letters)") in proc.stdout
-    proc = sesa("validate", "--config", str(_sql_job(tmp_path, url, kind, "pf_new", True)),
-                "--check-target", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "target pf_new: 2 records (missing: it would be created)" in proc.stdout
+            "records would be dead letters)") in out
+    ok, out = _target_lines(_sql_job(tmp_path, url, kind, "pf_new", True))
+    assert ok, out
+    assert "target pf_new: 2 records (missing: it would be created)" in out
 
 
 def test_check_target_on_sqlite_tables(tmp_path: Path) -> None:
