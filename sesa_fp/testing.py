@@ -258,10 +258,12 @@ class ChainResult:
 
 
 def run_chain(job: str | Path | Any, records: Iterable[Mapping[str, Any]], *,
-              sets: Mapping[str, str] | None = None) -> ChainResult:
+              sets: Mapping[str, str] | None = None,
+              environ: Mapping[str, str] | None = None) -> ChainResult:
     """Run a YAML job's ``transform.chain`` (a path, or a loaded `JobSpec`) on ``records`` in
     memory: the extractor, staging, loader and DLQ are not built, so nothing is read,
-    written or contacted. ``sets`` are the ``--set`` variables (``ds`` ...).
+    written or contacted. ``sets`` are the ``--set`` variables (``ds`` ...), ``environ`` what
+    ``{{ env.NAME }}`` reads (default: the process environment).
 
     >>> import tempfile, pathlib
     >>> job = pathlib.Path(tempfile.mkdtemp()) / "job.yaml"
@@ -280,7 +282,7 @@ def run_chain(job: str | Path | Any, records: Iterable[Mapping[str, Any]], *,
     from sesa_fp.result import split_results
     from sesa_fp.stream import pipe
 
-    spec = job if isinstance(job, JobSpec) else load_job(job, sets or {})
+    spec = job if isinstance(job, JobSpec) else load_job(job, sets or {}, environ)
     stream = pipe(list(records), *build_transforms(spec))
     good, failures = split_results(stream)
     dropped = sum(s.dropped for s in stream.stats())
