@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import string
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 from toolz import get_in
 
 from sesa_fp.errors import ConfigError, RecordError
@@ -15,8 +14,7 @@ from sesa_fp.errors import ConfigError, RecordError
 __all__ = ["DatasetTemplate", "Target"]
 
 
-@attrs.frozen
-class Target:
+class Target(NamedTuple):
     """Where a loader would put one record: the dataset (index, table, folder) it renders,
     the id it gives the record (None: the target assigns one) and the routing, if any.
 
@@ -26,6 +24,8 @@ class Target:
     >>> Target("rfi-2025.09", "abc")
     Target(dataset='rfi-2025.09', id='abc', routing=None)
     """
+
+    # a tuple: the loader makes one per record on its hot path
 
     dataset: str
     id: str | None = None

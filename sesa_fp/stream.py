@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import more_itertools
 import toolz
@@ -28,6 +28,9 @@ from sesa_fp.logs import log_event
 from sesa_fp.result import each_record
 from sesa_fp.secrets import mask_url
 from sesa_fp.stats import Stage, StageStats, refuse_sinks, stats_of, walk
+
+if TYPE_CHECKING:
+    from sesa_fp.preview import Preview
 
 __all__ = [
     "Pipeline",
@@ -162,7 +165,7 @@ class Pipeline:
 
         return pipeline_html(self)
 
-    def preview(self, n: int = 20) -> Any:
+    def preview(self, n: int = 20) -> Preview:
         """Run the first ``n`` source records through the transforms, loading and staging
         nothing, and show per record what changed, where it would go and any dead letter.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,27 @@ def test_dir_lists_the_lazy_names() -> None:
         assert name in names
         assert getattr(sesa_fp, name) is not None
     assert {"load_es", "es_source", "load_sql", "sql_source", "http_source"} <= set(names)
+
+
+_COMPLETE = """
+from IPython.core.completer import provisionalcompleter
+from IPython.testing.globalipapp import get_ipython
+ip = get_ipython()
+ip.run_cell("import sesa_fp")
+for jedi in (False, True):
+    ip.Completer.use_jedi = jedi
+    with provisionalcompleter():
+        print(sorted({c.text.lstrip(".") for c in ip.Completer.completions("sesa_fp.load_", 13)}))
+"""
+
+
+def test_ipython_completes_the_lazy_names() -> None:
+    """IPython's completer, with and without jedi (in a child: it sets up a global shell)."""
+    pytest.importorskip("IPython")
+    proc = subprocess.run([sys.executable, "-c", _COMPLETE], capture_output=True, text=True,
+                          timeout=120, check=True)
+    lines = proc.stdout.strip().splitlines()
+    assert lines == ["['load_es', 'load_files', 'load_sql']"] * 2, proc.stdout + proc.stderr
 
 
 def _to_int(rec: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from sesa_fp.config import load_job
-from sesa_fp.config.preflight import field_warnings
+from sesa_fp.config import build_job, load_job
+from sesa_fp.config.preflight import check_target, field_warnings
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_JOB = REPO / "tests" / "jobs" / "seed_job.yaml"
@@ -132,3 +132,86 @@ def test_check_target_on_an_unreachable_engine_fails_in_one_line(tmp_path: Path)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sesa: error:")]
     assert len(errors) == 1 and "127.0.0.1:9" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+# -- --check-target on SQL targets ---------------------------------------------------------------
+
+def _sql_job(tmp_path: Path, url: str, kind: str, table: str, create: bool) -> Path:
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"k": 1, "kind": "a", "n": "1"}, {"k": 2, "kind": "b", "n": "2", "extra": "x"}]))
+    job = tmp_path / "sql_job.yaml"
+    job.write_text(json.dumps({
+        "job_name": "preflight_sql",
+        "extractor": {"type": "jsonl", "path": str(data)},
+        "transform": {"chain": [{"type": "cast", "fields": ["n"], "to": "int"}]},
+        "loader": {"type": kind, "connection": {"url": url}, "dataset": table,
+                   "options": {"key": ["k"], "create": create,
+                               **({"columns": {"k": "int", "kind": "text", "n": "int"}}
+                                  if create else {})}},
+    }))
+    return job
+
+
+def _target_lines(job: Path) -> tuple[bool, str]:
+    """`check_target` in this process (what `validate --check-target` prints)."""
+    found = check_target(build_job(load_job(job)).pipeline)
+    return found.ok, "\n".join(found.lines()) + "\n"
+
+
+def _check_sql(tmp_path: Path, url: str, kind: str, make_table: Any) -> None:
+    make_table("CREATE TABLE pf_a (k int primary key, kind text, n int)")
+    ok, out = _target_lines(_sql_job(tmp_path, url, kind, "pf_{kind}", False))
+    assert not ok, out
+    assert "target pf_a: 1 records\n" in out
+    assert "target pf_b: 1 records (missing: it would be created)" in out
+    assert "conflict: table pf_b does not exist and create is off: the run would fail" in out
+    make_table("CREATE TABLE pf_b (k int primary key, kind text, n int)")
+    ok, out = _target_lines(_sql_job(tmp_path, url, kind, "pf_{kind}", False))
+    assert not ok
+    assert ("conflict: table pf_b: the sample has fields the table lacks: extra (their "
+            "records would be dead letters)") in out
+    ok, out = _target_lines(_sql_job(tmp_path, url, kind, "pf_new", True))
+    assert ok, out
+    assert "target pf_new: 2 records (missing: it would be created)" in out
+
+
+def test_check_target_on_sqlite_tables(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "t.db"
+
+    def make_table(sql: str) -> None:
+        with sqlite3.connect(db) as con:
+            con.execute(sql)
+
+    _check_sql(tmp_path, f"sqlite:///{db}", "sql", make_table)
+    with sqlite3.connect(db) as con:  # nothing written, nothing created
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == [
+            "pf_a", "sqlite_autoindex_pf_a_1", "pf_b", "sqlite_autoindex_pf_b_1"]
+        assert con.execute("SELECT count(*) FROM pf_a").fetchone() == (0,)
+
+
+@pytest.mark.integration
+def test_check_target_on_postgres_tables(postgres_url: str, tmp_path: Path) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    schema = f"pf{os.getpid()}_{tmp_path.name[-6:]}".lower().replace("-", "_")
+    with psycopg.connect(plain, autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    url = plain + ("&" if "?" in plain else "?") + f"options=-csearch_path%3D{schema}"
+
+    def make_table(sql: str) -> None:
+        with psycopg.connect(plain, autocommit=True) as con:
+            con.execute(f"SET search_path TO {schema}")
+            con.execute(sql)
+
+    try:
+        _check_sql(tmp_path, url, "postgres", make_table)
+        with psycopg.connect(plain) as con:
+            tables = con.execute("SELECT table_name FROM information_schema.tables WHERE "
+                                 "table_schema = %s ORDER BY 1", (schema,)).fetchall()
+            assert tables == [("pf_a",), ("pf_b",)]  # pf_new was not created
+    finally:
+        with psycopg.connect(plain, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA {schema} CASCADE")

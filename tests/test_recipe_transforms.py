@@ -85,6 +85,23 @@ def test_quickstart_chain_runs_in_memory() -> None:
     assert {d.error_type for d in result.dead_letters} <= {"CastError"}
 
 
+def test_recipe_chains_for_api_and_postgres_run_in_memory() -> None:
+    """The other recipes' chains, with made-up connection settings nothing ever uses."""
+    env = {"API_URL": "http://api.invalid/items", "API_TOKEN": "t", "SEARCH_URL":
+           "http://search.invalid:9200", "AZURE_STORAGE_CONNECTION_STRING": "x",
+           "POSTGRES_URL": "postgresql://u:p@db.invalid/db"}
+    api = run_chain(RECIPES / "api_to_search.yaml", SAMPLE, sets={"ds": "2025-09-06"},
+                    environ=env)
+    bad_dates = sum(1 for r in SAMPLE if r["created_at"] == "last tuesday")
+    assert bad_dates == 1  # the sample has one, so the chain is seen to catch it
+    assert (len(api.records), len(api.dead_letters), api.dropped) == \
+        (len(SAMPLE) - bad_dates, bad_dates, 0)
+    pg = run_chain(RECIPES / "pg_to_search.yaml", SAMPLE, sets={"ds": "2025-09-06"},
+                   environ=env)
+    assert pg.dropped == sum(1 for r in SAMPLE if not r.get("rfi_number"))
+    assert not pg.dead_letters and all(r["validated"] for r in pg.records)
+
+
 def test_seed_chain_makes_dead_letters_of_records_without_created_at() -> None:
     """The seed job's extractor leaves out created_at: its chain shows what that does. Its
     staging is on S3 and its loader on a remote engine: neither is built, nothing is

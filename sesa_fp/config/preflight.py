@@ -232,9 +232,11 @@ def check_target(pipeline: Any, *, sample: int = 100) -> TargetReport:
     config = getattr(loader, "config", None)
     if loader is None:
         notes.append("no loader: nothing to check on a target")
+    elif callable(getattr(loader, "table_columns", None)):
+        _check_tables(loader, examples, missing, conflicts)
     elif config is None or not hasattr(loader, "prepare_target"):
         notes.append(f"{loader!r}: targets resolved; existence and mappings are checked "
-                     "for search loaders only")
+                     "for search and SQL loaders only")
     else:
         from sesa_fp.search import connect, resolve_config
 
@@ -261,3 +263,23 @@ def check_target(pipeline: Any, *, sample: int = 100) -> TargetReport:
             client.close()
     return TargetReport(len(rows), targets, missing, conflicts, dead, notes)
 
+
+
+def _check_tables(loader: Any, examples: Mapping[str, list[Any]], missing: list[str],
+                  conflicts: list[str]) -> None:
+    """SQL targets: a missing table (created with ``create=True``, else the run would fail),
+    and sample fields the table lacks (each such record would be a dead letter)."""
+    for table, records in examples.items():
+        columns = loader.table_columns(table)
+        if columns is None:
+            missing.append(table)
+            if not loader.create:
+                conflicts.append(f"table {table} does not exist and create is off: the run "
+                                 "would fail")
+            continue
+        if loader.columns is not None:  # only the listed columns are written
+            continue
+        extra = sorted({f for rec in records for f in rec} - set(columns))
+        if extra:
+            conflicts.append(f"table {table}: the sample has fields the table lacks: "
+                             f"{', '.join(extra)} (their records would be dead letters)")

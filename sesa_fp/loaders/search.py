@@ -196,6 +196,10 @@ class SearchLoader(Stage):
         ...         "field": "n"}).target({"created_at": "2025-09-06", "n": 7})
         Target(dataset='rfi-2025.09', id='7', routing=None)
         """
+        return Target(*self._resolve(rec))
+
+    def _resolve(self, rec: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        # a plain tuple: `_prepare` calls this once per record
         index = self.dataset.render(rec)
         if self.id_fn is not None:
             doc_id = self.id_fn(rec)
@@ -210,16 +214,15 @@ class SearchLoader(Stage):
             routing = self.routing_template.render(rec)
         elif rec.get("_routing") is not None:
             routing = str(rec["_routing"])
-        return Target(index, doc_id, routing)
+        return index, doc_id, routing
 
     def _prepare(self, rec: Mapping[str, Any]) -> _Action:
-        where = self.target(rec)
-        index, doc_id = where.dataset, where.id
+        index, doc_id, routing = self._resolve(rec)
         meta: dict[str, Any] = {"_index": index}
         if doc_id is not None:
             meta["_id"] = doc_id
-        if where.routing is not None:
-            meta["routing"] = where.routing
+        if routing is not None:
+            meta["routing"] = routing
         action = orjson.dumps({self.op_type: meta}, option=_OPTS)
         if self.op_type == "delete":
             return _Action(rec, index, doc_id, action)

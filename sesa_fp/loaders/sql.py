@@ -324,11 +324,27 @@ class SqlLoader(Stage):
     def target(self, rec: Mapping[str, Any]) -> Target:
         """The table ``rec`` would be written to and its key (``col=value`` pairs, None
         without a key), with no I/O; `RecordError` when the table name needs a missing field.
+
+        >>> load_sql("sqlite://", "rfi_{kind}", key=["k"]).target({"kind": "a", "k": 7})
+        Target(dataset='rfi_a', id='k=7', routing=None)
         """
         name = self.table.render(rec)
         _ident_parts(name)
         key = ",".join(f"{k}={rec.get(k)!r}" for k in self.key) if self.key else None
         return Target(name, key)
+
+    def table_columns(self, table: str) -> list[str] | None:
+        """The columns of ``table`` in order, None when it does not exist: reads the catalog
+        only (for pre-flight checks), on a connection closed again before returning."""
+        def read() -> list[tuple[str, str, bool]] | None:
+            self._connect()
+            return self._reflect(table)
+
+        try:
+            cols = self._with_retries(read, f"read table {table!r}")
+        finally:
+            self._drop_connection()
+        return None if cols is None else [c for c, _, _ in cols]
 
     # -- presentation -------------------------------------------------------------------------
     def _repr(self) -> str:
