@@ -10,7 +10,7 @@ cd "$REPO"
 # minutes in
 scripts/preflight.sh all
 
-scripts/bootstrap.sh dev,es,opensearch,notebook,azure,gcs,sql
+scripts/bootstrap.sh dev,es,opensearch,notebook,azure,gcs,sql,dask
 
 .venv/bin/ruff check sesa_fp tests benchmarks recipes notebooks
 .venv/bin/mypy
@@ -28,9 +28,21 @@ export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT="${GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT:-f
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 set +e
+# Airflow pins packages of its own: its tests run in .venv-airflow (scripts/airflow_venv.sh
+# builds it once), before the main suite so that suite's summary stays the last line
+airflow_code=0
+if [ "$#" -eq 0 ]; then
+    airflow_py="$(scripts/airflow_venv.sh)" && \
+        "$airflow_py" -m pytest -q -p no:cacheprovider tests/test_airflow.py sesa_fp/airflow.py
+    airflow_code=$?
+fi
 .venv/bin/python -m pytest -q "$@"
 code=$?
 set -e
+if [ "$airflow_code" -ne 0 ] && [ "$code" -eq 0 ]; then
+    echo "test.sh: the Airflow tests failed (above)" >&2
+    code=$airflow_code
+fi
 if [ "$code" -eq 5 ]; then
     echo "test.sh: pytest collected no tests: failing" >&2
     exit 1
