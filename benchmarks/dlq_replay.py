@@ -12,16 +12,10 @@ its failing stage, the loader, the resolved marks). The last line is JSON with `
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import log, records
+from _common import clock, emit, log, records
 
 from sesa_fp import (
     batched,
@@ -66,30 +60,29 @@ def main() -> None:
                         map_concurrent(chain(*_transforms(fixed)), workers=w, window=2 * w),
                         unbatched(), load_files(out, dataset="d"), partition(dlq_sink(dlq)))
 
-        t0 = time.perf_counter()
         first = run(job(False, f"{tmp}/never"), progress=False)
-        log(f"first run: {first.dead_letters} dead letters in {time.perf_counter() - t0:.1f}s")
+        log(f"first run: {first.dead_letters} dead letters")
         assert first.dead_letters == n
-        t0 = time.perf_counter()
+
+        def replay() -> Any:
+            return run(replay_dead_letters(dlq, transforms=_transforms(True),
+                                           loader=load_files(f"{tmp}/replay", dataset="d"),
+                                           dlq=dlq_sink(dlq), workers=w), progress=False)
+
+        t0 = clock()
         base = run(job(True, f"{tmp}/job"), progress=False)
-        job_s = time.perf_counter() - t0
-        log(f"fixed job: {base.loaded} loaded in {job_s:.1f}s")
-        t0 = time.perf_counter()
-        rep = run(replay_dead_letters(dlq, transforms=_transforms(True),
-                                      loader=load_files(f"{tmp}/replay", dataset="d"),
-                                      dlq=dlq_sink(dlq), workers=w), progress=False)
-        replay_s = time.perf_counter() - t0
-        log(f"replay: {rep.loaded} loaded in {replay_s:.1f}s")
-        assert rep.loaded == base.loaded == n and rep.conserved
-        t0 = time.perf_counter()
-        again = run(replay_dead_letters(dlq, transforms=_transforms(True),
-                                        loader=load_files(f"{tmp}/replay", dataset="d"),
-                                        dlq=dlq_sink(dlq), workers=w), progress=False)
-        skip_s = time.perf_counter() - t0
-        assert again.read == 0
-    print(json.dumps({"records": n, "job_s": round(job_s, 3), "replay_s": round(replay_s, 3),
-                      "second_replay_s": round(skip_s, 3),
-                      "ratio": round(replay_s / job_s, 3)}))
+        t1 = clock()
+        rep = replay()
+        t2 = clock()
+        again = replay()
+        t3 = clock()
+        assert rep.loaded == base.loaded == n and rep.conserved and again.read == 0
+        job_s, replay_s = t1[0] - t0[0], t2[0] - t1[0]
+        log(f"fixed job {job_s:.1f}s, replay {replay_s:.1f}s, second replay "
+            f"{t3[0] - t2[0]:.1f}s")
+    emit({"records": n, "job_s": round(job_s, 3), "replay_s": round(replay_s, 3),
+          "second_replay_s": round(t3[0] - t2[0], 3), "ratio": round(replay_s / job_s, 3),
+          "cpu_ratio": round((t2[1] - t1[1]) / (t1[1] - t0[1]), 3)})
 
 
 if __name__ == "__main__":
