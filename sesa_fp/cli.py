@@ -25,6 +25,13 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the YAML job")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="template variable NAME=VALUE")]
 ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="progress bar (default: on a terminal)")]
+MetricsFileOpt = Annotated[Path | None, typer.Option(
+    "--metrics-file", envvar="SESA_METRICS_FILE",
+    help="write the run's Prometheus metrics here (textfile collector; default: metrics.file)")]
+PushgatewayOpt = Annotated[str | None, typer.Option(
+    "--pushgateway", envvar="SESA_PUSHGATEWAY_URL",
+    help="push the run's metrics to this Pushgateway URL at the end (default: "
+         "metrics.pushgateway)")]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DLQ = 0, 1, 2, 3
 
@@ -68,7 +75,24 @@ def _raise_run_failure(exc: BaseException) -> NoReturn:
     raise exc
 
 
-def _run_built(built: Any, progress: bool | None) -> None:
+def _export_metrics(report: Any, built: Any, file: Path | None, push: str | None) -> None:
+    """The run's metrics to a file and/or a Pushgateway (flags first, then the job's
+    ``metrics:``); a failure is one error line on stderr, the run's exit code stands."""
+    spec = built.spec.metrics
+    file_s = str(file) if file is not None else (spec.file if spec else None)
+    push = push or (spec.pushgateway if spec else None)
+    if not file_s and not push:
+        return
+    from sesa_fp.metrics import export_metrics
+
+    try:
+        export_metrics(report, file=file_s, pushgateway=push)
+    except (ConfigError, OSError) as exc:
+        typer.echo(f"sesa: error: metrics not exported: {exc}", err=True)
+
+
+def _run_built(built: Any, progress: bool | None, metrics_file: Path | None = None,
+               pushgateway: str | None = None) -> None:
     from sesa_fp.logs import configure_logging
     from sesa_fp.report import run
 
@@ -80,8 +104,10 @@ def _run_built(built: Any, progress: bool | None) -> None:
         partial = getattr(exc, "report", None)
         if partial is not None:  # what was committed before the failure, for the scheduler
             typer.echo(partial.to_json())
+            _export_metrics(partial, built, metrics_file, pushgateway)
         _raise_run_failure(exc)
     typer.echo(report.to_json())
+    _export_metrics(report, built, metrics_file, pushgateway)
     if sys.stderr.isatty():  # people at a terminal get the readable summary too
         typer.echo(str(report), err=True)
     dlq = built.spec.dlq
@@ -96,9 +122,10 @@ def _run_built(built: Any, progress: bool | None) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None) -> None:
+def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
+        metrics_file: MetricsFileOpt = None, pushgateway: PushgatewayOpt = None) -> None:
     """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
-    _run_built(_build(config, set_), progress)
+    _run_built(_build(config, set_), progress, metrics_file, pushgateway)
 
 
 
@@ -162,9 +189,12 @@ def replay(
                                               "(default: the job's storage.uri)")] = None,
     set_: SetOpt = None,
     progress: ProgressOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
 ) -> None:
     """Load a committed staging prefix through the job's transforms and loader."""
-    _run_built(_build(config, set_, replay=True, replay_from=from_), progress)
+    _run_built(_build(config, set_, replay=True, replay_from=from_), progress, metrics_file,
+               pushgateway)
 
 
 @app.command()
