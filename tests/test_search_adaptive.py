@@ -37,6 +37,7 @@ def test_adaptive_concurrency_backs_off_on_429_and_loads_everything(
     limits = [c for _, c in conc["timeline"]]
     assert limits[0] == 6 and all(1 <= c <= 8 for c in limits)
     assert conc["throttled_requests"] > 0 and conc["decreases"] > 0
+    assert out["throttled_items"] >= conc["throttled_requests"]
     # after the first 429 the limit went below where it started
     assert conc["min_seen"] < 6
     lat = out["bulk_latency"]

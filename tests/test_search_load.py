@@ -73,6 +73,7 @@ def test_copy_index_arrives_identical(search_url: str, search_admin: Any,
     assert search_admin.docs(target) == search_admin.docs(copy_source)
     (out,) = [o for o in report.outputs if o.get("kind") == "search"]
     latency = out.pop("bulk_latency")
+    assert out.pop("throttled_items") == 0
     assert out == {"kind": "search", "uri": search_url, "engine": "opensearch",
                    "records": COPY_N, "indices": {target: COPY_N}}
     assert latency["count"] == COPY_N // 1000 == latency["buckets"]["+Inf"]
