@@ -15,37 +15,14 @@ stopped at the end; a node started with other settings is restarted by the servi
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from _common import REPO, emit, log
-from es_load import count, create, drop
+from es_load import count, create, drop, search_node
 
 TINY = "thread_pool.write.queue_size=2 thread_pool.write.size=1"
-
-
-@contextlib.contextmanager
-def tiny_node(url: str | None) -> Iterator[str]:
-    if url:
-        yield url.rstrip("/")
-        return
-    services = str(REPO / "scripts" / "services.sh")
-    env = {**os.environ, "SEARCH_EXTRA_SETTINGS": TINY}
-    proc = subprocess.run([services, "start", "search"], capture_output=True, text=True,
-                          env=env, check=False)
-    found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
-             if ln.startswith("SEARCH_URL=")]
-    if proc.returncode != 0 or not found:
-        raise SystemExit(f"cannot start the search node:\n{proc.stderr[-2000:]}")
-    try:
-        yield found[0]
-    finally:
-        subprocess.run([services, "stop", "search"], capture_output=True, check=False)
 
 
 def load(url: str, index: str, n: int, batch: int, start: int, maximum: int | None,
@@ -85,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args(argv)
     runs: dict[str, list[dict[str, Any]]] = {"fixed": [], "adaptive": []}
-    with tiny_node(args.url) as url:
+    with search_node(args.url, None if args.url else TINY) as url:
         for rep in range(args.repeat):
             for variant in ("fixed", "adaptive") if rep % 2 == 0 else ("adaptive", "fixed"):
                 index = f"bench-aimd-{variant}-{time.monotonic_ns()}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,16 +36,18 @@ SERVICES = REPO / "scripts" / "services.sh"
 
 
 @contextlib.contextmanager
-def search_node(url: str | None) -> Iterator[str]:
-    """``url``, or a node started with the services script for the duration."""
+def search_node(url: str | None, settings: str | None = None) -> Iterator[str]:
+    """``url``, or a node started with the services script for the duration; ``settings``
+    (``SEARCH_EXTRA_SETTINGS``) restart a running node with them, and stop it at the end."""
     if url:
         yield url.rstrip("/")
         return
     status = subprocess.run([str(SERVICES), "status", "search"], capture_output=True,
                             text=True, check=False)
-    was_running = "SEARCH_URL=" in status.stdout
+    was_running = "SEARCH_URL=" in status.stdout and not settings
+    env = {**os.environ, "SEARCH_EXTRA_SETTINGS": settings} if settings else None
     proc = subprocess.run([str(SERVICES), "start", "search"], capture_output=True, text=True,
-                          check=False)
+                          env=env, check=False)
     found = [ln.split("=", 1)[1] for ln in proc.stdout.splitlines()
              if ln.startswith("SEARCH_URL=")]
     if proc.returncode != 0 or not found:
