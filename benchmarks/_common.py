@@ -131,6 +131,34 @@ def run_child(script: str, *args: str, env: dict[str, str] | None = None,
     return result
 
 
+def run_measured(cmd: list[str], *, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``cmd`` to completion: whole-process wall time (``proc_s``) and CPU time (user +
+    system of the process and what it waited for, ``cpu_s``, from the kernel's accounting:
+    interpreter start, imports and all threads included), and the JSON of its last stdout
+    line when there is one (``child``). ``benchmarks/<x>.py`` commands run on this
+    interpreter with the repository on PYTHONPATH."""
+    env = dict(os.environ if env is None else env)
+    if cmd and cmd[0].endswith(".py"):
+        cmd = [sys.executable, str(HERE / cmd[0]), *cmd[1:]]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                          check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n"
+                         f"{proc.stdout[-2000:]}")
+    child: dict[str, Any] = {}
+    last = proc.stdout.strip().splitlines()[-1:] or [""]
+    with contextlib.suppress(ValueError):
+        child = json.loads(last[0])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"proc_s": round(wall, 3), "cpu_s": round(cpu, 3), "child": child}
+
+
 def emit(result: dict[str, Any]) -> None:
     """The benchmark's one JSON object, last line of stdout."""
     print(json.dumps(result), flush=True)

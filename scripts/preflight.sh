@@ -54,7 +54,12 @@ packages=()  # apt packages that provide them
 manual=()    # what apt cannot provide here
 
 if want search; then
-    [ "$(java_major)" -ge 17 ] || { missing+=("Java 17+"); packages+=(openjdk-17-jdk-headless); }
+    if [ "$(java_major)" -lt 17 ]; then
+        # Debian 12 has openjdk-17; later releases only newer ones, as their default JDK
+        jdk=openjdk-17-jdk-headless
+        apt-cache show "$jdk" >/dev/null 2>&1 || jdk=default-jdk-headless
+        missing+=("Java 17+"); packages+=("$jdk")
+    fi
     if [ ! -f "$REPO/scripts/opensearch/target/.build-ok" ] && ! command -v mvn >/dev/null 2>&1
     then
         missing+=("Maven"); packages+=(maven)

@@ -28,6 +28,13 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the YAML job")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="template variable NAME=VALUE")]
 ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="progress bar (default: on a terminal)")]
+MetricsFileOpt = Annotated[Path | None, typer.Option(
+    "--metrics-file", envvar="SESA_METRICS_FILE",
+    help="write the run's Prometheus metrics here (textfile collector; default: metrics.file)")]
+PushgatewayOpt = Annotated[str | None, typer.Option(
+    "--pushgateway", envvar="SESA_PUSHGATEWAY_URL",
+    help="push the run's metrics to this Pushgateway URL at the end (default: "
+         "metrics.pushgateway)")]
 
 
 class LogFormat(enum.StrEnum):
@@ -92,9 +99,26 @@ def _echo_report(report: Any, fmt: str) -> None:
         typer.echo(str(report), err=True)
 
 
+def _export_metrics(report: Any, built: Any, file: Path | None, push: str | None) -> None:
+    """The run's metrics to a file and/or a Pushgateway (flags first, then the job's
+    ``metrics:``); a failure is one error line on stderr, the run's exit code stands."""
+    spec = built.spec.metrics
+    file_s = str(file) if file is not None else (spec.file if spec else None)
+    push = push or (spec.pushgateway if spec else None)
+    if not file_s and not push:
+        return
+    from sesa_fp.metrics import export_metrics
+
+    try:
+        export_metrics(report, file=file_s, pushgateway=push)
+    except (ConfigError, OSError) as exc:
+        typer.echo(f"sesa: error: metrics not exported: {exc}", err=True)
+
+
 def _run_built(built: Any, progress: bool | None, executor: str | None = None,
                partition: int | None = None, run_id: str | None = None,
-               log_format: LogFormat = LogFormat.auto) -> None:
+               log_format: LogFormat = LogFormat.auto, metrics_file: Path | None = None,
+               pushgateway: str | None = None) -> None:
     from sesa_fp.executors import executor_from_spec
     from sesa_fp.interrupt import exit_code, stop_on_signals
     from sesa_fp.logs import configure_logging
@@ -122,10 +146,12 @@ def _run_built(built: Any, progress: bool | None, executor: str | None = None,
         partial = getattr(exc, "report", None)
         if partial is not None:  # what was committed before the failure, for the scheduler
             _echo_report(partial, fmt)
+            _export_metrics(partial, built, metrics_file, pushgateway)
         if isinstance(exc, KeyboardInterrupt):  # SIGTERM or Ctrl-C: stopped, not broken;
             raise typer.Exit(exit_code(exc)) from None  # run() logged run_interrupted
         _raise_run_failure(exc)
     _echo_report(report, fmt)
+    _export_metrics(report, built, metrics_file, pushgateway)
     dlq = built.spec.dlq
     if dlq is not None:
         if dlq.max_records is not None and report.dead_letters > dlq.max_records:
@@ -149,9 +175,11 @@ RunIdOpt = Annotated[str | None, typer.Option(
 @app.command()
 def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
         executor: ExecutorOpt = None, partition: PartitionOpt = None,
-        run_id: RunIdOpt = None, log_format: LogFormatOpt = LogFormat.auto) -> None:
+        run_id: RunIdOpt = None, log_format: LogFormatOpt = LogFormat.auto,
+        metrics_file: MetricsFileOpt = None, pushgateway: PushgatewayOpt = None) -> None:
     """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
-    _run_built(_build(config, set_), progress, executor, partition, run_id, log_format)
+    _run_built(_build(config, set_), progress, executor, partition, run_id, log_format,
+               metrics_file, pushgateway)
 
 
 @app.command()
@@ -283,6 +311,8 @@ def replay(
     set_: SetOpt = None,
     progress: ProgressOpt = None,
     log_format: LogFormatOpt = LogFormat.auto,
+    metrics_file: MetricsFileOpt = None,
+    pushgateway: PushgatewayOpt = None,
 ) -> None:
     """Load a committed staging prefix (or, with --dead-letters, the dead letters of a DLQ)
     through the job's transforms and loader."""
@@ -291,10 +321,10 @@ def replay(
             raise _fail(EXIT_CONFIG, "give --from (a staging prefix) or --dead-letters (a DLQ "
                                      "prefix), not both")
         _run_built(_build_dead_letter_replay(config, set_, dead_letters), progress,
-                   log_format=log_format)
+                   log_format=log_format, metrics_file=metrics_file, pushgateway=pushgateway)
         return
     _run_built(_build(config, set_, replay=True, replay_from=from_), progress,
-               log_format=log_format)
+               log_format=log_format, metrics_file=metrics_file, pushgateway=pushgateway)
 
 
 @app.command()

@@ -16,7 +16,8 @@ import attrs
 
 from sesa_fp.errors import ConfigError
 
-__all__ = ["Stage", "StageStats", "refuse_sinks", "run_scope", "stats_of", "walk"]
+__all__ = ["LATENCY_BUCKETS", "Latencies", "Stage", "StageStats", "refuse_sinks", "run_scope",
+           "stats_of", "walk"]
 
 _scope: contextvars.ContextVar[object | None] = contextvars.ContextVar("sesa_run_scope",
                                                                         default=None)
@@ -183,3 +184,47 @@ def refuse_sinks(fn: Any, where: str) -> None:
                 "it would run once per batch; put it in pipe(...) after unbatched(), e.g. "
                 "pipe(source, batched(n), map_concurrent(chain(...)), unbatched(), <sink>)"
             )
+
+
+#: upper bounds (seconds) of the latency buckets, Prometheus' own defaults widened to 60 s
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Latencies:
+    """A thread-safe latency histogram (cumulative buckets, count, sum) a loader keeps per
+    request, shown in its report output and exported as a Prometheus histogram.
+
+    >>> h = Latencies(); h.observe(0.02); h.observe(3.0)
+    >>> d = h.as_dict(); d["count"], d["sum"], d["buckets"]["0.025"], d["buckets"]["+Inf"]
+    (2, 3.02, 1, 2)
+    """
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        """Count one request that took ``seconds``."""
+        i = next((i for i, b in enumerate(self.bounds) if seconds <= b), len(self.bounds))
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += seconds
+
+    def reset(self) -> None:
+        """Forget every observation (a loader starts each stream afresh)."""
+        with self._lock:
+            self._counts = [0] * (len(self.bounds) + 1)
+            self._sum = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"count", "sum", "buckets": {upper bound: cumulative count, ..., "+Inf": n}}``."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        buckets: dict[str, int] = {}
+        running = 0
+        for bound, n in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+            running += n
+            buckets[bound] = running
+        return {"count": running, "sum": round(total, 6), "buckets": buckets}

@@ -72,8 +72,11 @@ def test_copy_index_arrives_identical(search_url: str, search_admin: Any,
     assert (report.read, report.loaded, report.dead_letters) == (COPY_N, COPY_N, 0)
     assert search_admin.docs(target) == search_admin.docs(copy_source)
     (out,) = [o for o in report.outputs if o.get("kind") == "search"]
+    latency = out.pop("bulk_latency")
+    assert out.pop("throttled_items") == 0
     assert out == {"kind": "search", "uri": search_url, "engine": "opensearch",
                    "records": COPY_N, "indices": {target: COPY_N}}
+    assert latency["count"] == COPY_N // 1000 == latency["buckets"]["+Inf"]
     search_admin.drop(target)
 
 

@@ -516,3 +516,18 @@ def test_python_class_map_record_error_outside_workers_is_not_fatal() -> None:
     out = list(pipe([{"i": 1, "bad": True}, {"i": 2}], python_class(Tagger)))
     assert isinstance(out[0], Failure) and out[0].failure().error_type == "ValueError"
     assert out[1]["i"] == 2
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(alphabet=st.sampled_from(" \tae\u0301\u00e9x\u3000")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@given(st.dictionaries(st.text(max_size=5), _json_values, max_size=6))
+def test_normalize_record_is_normalize_value_per_field(record: dict) -> None:
+    from sesa_fp.transforms.normalize import normalize_value
+
+    assert normalize()(record) == {k: normalize_value(v) for k, v in record.items()}

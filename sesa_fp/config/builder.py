@@ -104,6 +104,7 @@ class FilesLoader:
 class BulkSpec:
     actions_per_batch: int = 1000
     concurrency: int = 2
+    max_concurrency: int | None = None  # above concurrency: adaptive (AIMD) in between
     max_bytes_mb: float = 10.0
 
 
@@ -222,6 +223,7 @@ def _search_loader(engine: str) -> Any:
                        id_strategy=o.id_strategy.as_dict() if o.id_strategy else None,
                        actions_per_batch=o.bulk.actions_per_batch,
                        concurrency=o.bulk.concurrency, max_bytes_mb=o.bulk.max_bytes_mb,
+                       max_concurrency=o.bulk.max_concurrency,
                        op_type=o.op_type, routing=o.routing, pipeline=o.pipeline,
                        max_retries=o.max_retries, mappings=reveal_tree(o.mappings),
                        settings=reveal_tree(o.settings),

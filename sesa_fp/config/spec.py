@@ -82,6 +82,15 @@ class TransformSpec:
 
 
 @attrs.define
+class MetricsSpec:
+    """Where a run's Prometheus metrics go (`sesa_fp.metrics`); the CLI's --metrics-file and
+    --pushgateway take precedence."""
+
+    file: str | None = None
+    pushgateway: str | None = attrs.field(default=None, repr=masked_repr)
+
+
+@attrs.define
 class JobSpec:
     job_name: str
     extractor: dict[str, Any] = attrs.field(repr=masked_repr)
@@ -90,6 +99,7 @@ class JobSpec:
     storage: StorageSpec | None = None
     transform: TransformSpec = attrs.Factory(TransformSpec)
     dlq: DlqSpec | None = None
+    metrics: MetricsSpec | None = None
 
 
 @attrs.define

@@ -18,8 +18,10 @@ loaded nor dead letters: the run fails instead of claiming them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -44,12 +46,13 @@ from sesa_fp.search import (
     connect,
     resolve_config,
 )
+from sesa_fp.search.adaptive import AdaptiveLimit
 from sesa_fp.search.base import give_up_error
 from sesa_fp.search.config import kwargs_repr
 from sesa_fp.search.errors import RETRYABLE_ERROR_TYPES
 from sesa_fp.search.util import error_details
 from sesa_fp.secrets import Secret
-from sesa_fp.stats import Stage, StageStats
+from sesa_fp.stats import Latencies, Stage, StageStats
 from sesa_fp.stream import map_concurrent
 
 __all__ = ["OP_TYPES", "SearchLoader", "load_es"]
@@ -99,6 +102,18 @@ class _Done:
         self.error = error
 
 
+def _throttled(resp: Any) -> bool:
+    """True if a bulk answer (or the error in its place) says the engine is overloaded."""
+    if isinstance(resp, SearchTransportError):
+        return resp.status == 429
+    if not isinstance(resp, Mapping) or resp.get("errors") is False:
+        return False
+    items = resp.get("items")
+    return isinstance(items, list) and any(
+        isinstance(it, dict) and any(isinstance(r, dict) and r.get("status") == 429
+                                     for r in it.values()) for it in items)
+
+
 def _action_bytes(item: Any) -> int:
     return len(item.data) if type(item) is _Action else 0
 
@@ -121,7 +136,8 @@ class SearchLoader(Stage):
                  id_spec: Mapping[str, Any] | str | None, actions_per_batch: int,
                  concurrency: int, max_bytes_mb: float, op_type: str, routing: str | None,
                  pipeline: str | None, max_retries: int, mappings: Mapping[str, Any] | None,
-                 settings: Mapping[str, Any] | None, retry_backoff: float) -> None:
+                 settings: Mapping[str, Any] | None, retry_backoff: float,
+                 max_concurrency: int | None = None) -> None:
         self.config = config
         self.dataset = DatasetTemplate(dataset)
         super().__init__(f"load_es({dataset!r})")
@@ -129,6 +145,13 @@ class SearchLoader(Stage):
         self.id_fn = make_id_fn(id_spec) if id_spec is not None else None
         self.actions_per_batch = _positive_int("actions_per_batch", actions_per_batch)
         self.concurrency = _positive_int("concurrency", concurrency)
+        self.max_concurrency = None if max_concurrency is None else \
+            _positive_int("max_concurrency", max_concurrency)
+        if self.max_concurrency is not None and self.max_concurrency < self.concurrency:
+            raise ConfigError(f"load_es: max_concurrency ({self.max_concurrency}) must be >= "
+                              f"concurrency ({self.concurrency})")
+        self.latencies = Latencies()  # per bulk request, last run
+        self.adaptive: AdaptiveLimit | None = None  # last run's limit, when adaptive
         if isinstance(max_bytes_mb, bool) or not isinstance(max_bytes_mb, (int, float)) \
                 or max_bytes_mb <= 0:
             raise ConfigError(f"load_es: max_bytes_mb must be > 0, got {max_bytes_mb!r}")
@@ -150,7 +173,9 @@ class SearchLoader(Stage):
         self.engine: str | None = None
         self.last_counts: dict[str, int] = {}
         self.splits = 0  # bulk requests split in halves after HTTP 413 (last run)
+        self.throttled = 0  # items the engine answered 429 (last run; each retry counts)
         self._prepared: set[str] = set()
+        self._heads: dict[str, bytes] = {}  # per index: the action line up to the id
         self._lock = threading.Lock()
         # per stream (one at a time: `exclusive`): acknowledged records per index, records
         # whose index name the engine refused, and the flag that stops the load on an outage
@@ -168,6 +193,7 @@ class SearchLoader(Stage):
         for name, value, default in (
             ("actions_per_batch", self.actions_per_batch, 1000),
             ("concurrency", self.concurrency, 2),
+            ("max_concurrency", self.max_concurrency, None),
             ("max_bytes_mb", self.max_bytes_mb, 10.0),
             ("op_type", self.op_type, "index"),
             ("routing", self.routing, None),
@@ -183,8 +209,12 @@ class SearchLoader(Stage):
 
     def describe(self) -> dict[str, Any]:
         """Where the records went (for the run report)."""
-        return {"kind": "search", "uri": self.config.host, "engine": self.engine,
-                "records": sum(self.last_counts.values()), "indices": dict(self.last_counts)}
+        out = {"kind": "search", "uri": self.config.host, "engine": self.engine,
+               "records": sum(self.last_counts.values()), "indices": dict(self.last_counts),
+               "throttled_items": self.throttled, "bulk_latency": self.latencies.as_dict()}
+        if self.adaptive is not None:
+            out["concurrency"] = self.adaptive.describe()
+        return out
 
     # -- preparing actions ----------------------------------------------------------
 
@@ -218,16 +248,29 @@ class SearchLoader(Stage):
 
     def _prepare(self, rec: Mapping[str, Any]) -> _Action:
         index, doc_id, routing = self._resolve(rec)
-        meta: dict[str, Any] = {"_index": index}
-        if doc_id is not None:
-            meta["_id"] = doc_id
-        if routing is not None:
-            meta["routing"] = routing
-        action = orjson.dumps({self.op_type: meta}, option=_OPTS)
+        if routing is None and doc_id is not None:
+            # the common case, without a dict and a full encode per record: the action line's
+            # head is built once per index, the id alone is encoded
+            head = self._heads.get(index)
+            if head is None:
+                head = self._heads[index] = orjson.dumps(
+                    {self.op_type: {"_index": index}})[:-2] + b',"_id":'
+            action = head + orjson.dumps(doc_id) + b"}}\n"
+        else:
+            meta: dict[str, Any] = {"_index": index}
+            if doc_id is not None:
+                meta["_id"] = doc_id
+            if routing is not None:
+                meta["routing"] = routing
+            action = orjson.dumps({self.op_type: meta}, option=_OPTS)
         if self.op_type == "delete":
             return _Action(rec, index, doc_id, action)
-        doc = {k: v for k, v in rec.items() if k not in _META} \
-            if not _META.isdisjoint(rec) else rec
+        if _META.isdisjoint(rec):
+            doc = rec
+        else:  # a C-level copy and at most three deletions beat a filtering comprehension
+            doc = dict(rec)
+            for key in _META:
+                doc.pop(key, None)
         if self.op_type == "update":
             data = action + dumps_line({"doc": doc, "doc_as_upsert": True})
         else:
@@ -291,9 +334,21 @@ class SearchLoader(Stage):
         """One bulk request for ``actions`` (split in halves on 413): per action None (done)
         or the error."""
         body = b"".join(a.data for a in actions)
-        try:
-            resp = client.bulk(body, pipeline=self.pipeline)
-        except SearchTransportError as exc:
+        limit = self.adaptive
+        resp: Any
+        with limit.slot() if limit is not None else contextlib.nullcontext() as slot:
+            t0 = time.perf_counter()
+            try:
+                resp = client.bulk(body, pipeline=self.pipeline)
+            except SearchTransportError as failed:
+                resp = failed
+            latency = time.perf_counter() - t0
+            self.latencies.observe(latency)
+            if slot is not None:
+                slot.latency = latency
+                slot.throttled = _throttled(resp)
+        if isinstance(resp, SearchTransportError):
+            exc: SearchTransportError = resp
             if exc.status == 413 and len(actions) > 1:
                 mid = len(actions) // 2
                 with self._lock:
@@ -326,6 +381,10 @@ class SearchLoader(Stage):
                                           f"http_{status}")
             retryable = status == 429 or status >= 500 or etype in RETRYABLE_ERROR_TYPES
             out.append(_ItemError(status or None, etype, reason, retryable))
+        throttled = sum(1 for e in out if e is not None and e.status == 429)
+        if throttled:
+            with self._lock:
+                self.throttled += throttled
         return out
 
     def _commit(self, acked: Counter[str]) -> None:
@@ -391,13 +450,19 @@ class SearchLoader(Stage):
             self._stop = threading.Event()
             self.last_counts = {}
             self.splits = 0
+            self.throttled = 0
+            self.latencies.reset()
+            workers = self.concurrency
+            self.adaptive = None
+            if self.max_concurrency is not None and self.max_concurrency > self.concurrency:
+                self.adaptive = AdaptiveLimit(self.concurrency, self.max_concurrency)
+                workers = self.max_concurrency  # threads ready; the limit gates the requests
             admin = connect(config)  # no I/O; a missing client fails here
             counts = StageStats(self.name)  # what reached the loader, and bad records
             n_out = failed = unsent = 0
             error: Exception | None = None
             batches = self._batches(upstream, admin, counts)
-            loaded = map_concurrent(self._load, workers=self.concurrency,
-                                    window=2 * self.concurrency,
+            loaded = map_concurrent(self._load, workers=workers, window=2 * workers,
                                     setup=lambda: connect(config))(batches)
             try:
                 for done in loaded:
@@ -431,6 +496,7 @@ def load_es(
     id_strategy: Mapping[str, Any] | str | None = None,
     actions_per_batch: int = 1000,
     concurrency: int = 2,
+    max_concurrency: int | None = None,
     max_bytes_mb: float = 10.0,
     op_type: str = "index",
     routing: str | None = None,
@@ -454,6 +520,11 @@ def load_es(
     ``_index`` and ``_routing`` are never written into documents. ``routing`` is a template
     or a literal; ``op_type`` one of index, create, update (upsert), delete.
 
+    With ``max_concurrency`` above ``concurrency`` the number of bulk requests in flight
+    adapts (AIMD, `sesa_fp.search.adaptive`): it starts at ``concurrency``, grows by one per
+    round of answers without 429s while latency holds, halves on 429s, never leaves
+    ``[1, max_concurrency]``; the report's output shows it over time.
+
     >>> load_es(hosts=["http://127.0.0.1:9200"], dataset="rfi-enriched-{created_at:%Y.%m}",
     ...         id_strategy={"type": "sha256_concat", "fields": ["project_id", "rfi_number"]},
     ...         actions_per_batch=2000, concurrency=4, api_key="k")
@@ -466,4 +537,5 @@ def load_es(
                         actions_per_batch=actions_per_batch, concurrency=concurrency,
                         max_bytes_mb=max_bytes_mb, op_type=op_type, routing=routing,
                         pipeline=pipeline, max_retries=max_retries, mappings=mappings,
-                        settings=settings, retry_backoff=retry_backoff)
+                        settings=settings, retry_backoff=retry_backoff,
+                        max_concurrency=max_concurrency)
