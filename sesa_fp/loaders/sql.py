@@ -61,7 +61,9 @@ import binascii
 import contextlib
 import datetime as _dt
 import decimal
+import itertools
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -250,6 +252,60 @@ class _Table:
         self.direct: str | None = None
         self.probe: str | None = None
         self.optimistic = True
+
+
+
+class _CopyStream:
+    """One batch's transaction with a ``COPY`` into the table open: rows are written as the
+    records are read, and the server parses and inserts them meanwhile. ``error`` is the
+    first write that failed (the batch is then aborted and written the collected way)."""
+
+    __slots__ = ("_get", "_plain", "copy", "error", "info", "loader", "stack", "write", "xid")
+
+    def __init__(self, loader: SqlLoader, info: _Table, statement: str) -> None:
+        self.loader = loader
+        self.info = info
+        self.error: BaseException | None = None
+        cur = loader._conn.cursor()
+        self.xid = cur.execute("SELECT txid_current()").fetchone()[0]
+        self.stack = contextlib.ExitStack()
+        self.copy = self.stack.enter_context(cur.copy(statement))
+        self.write = self.copy.write_row
+        cols = info.columns
+        self._plain = not info.convert
+        # all of a record's fields at C speed; a record lacking some takes rec.get
+        self._get = operator.itemgetter(*cols) if len(cols) > 1 else \
+            (lambda rec, _c=cols[0]: (rec[_c],))
+
+    def put(self, rec: Any) -> DeadLetter | None:
+        """Writes ``rec``'s row; its dead letter when it cannot be a row of the table."""
+        info = self.info
+        if self._plain and type(rec) is dict and rec.keys() <= info.colset:
+            try:
+                row = self._get(rec)
+            except KeyError:
+                row = list(map(rec.get, info.columns))
+        else:
+            try:
+                row = self.loader._row(rec, info)
+            except (RecordError, TypeError, ValueError) as exc:
+                return DeadLetter.from_exception(rec, exc, stage=self.loader.name,
+                                                 target=info.name)
+        try:
+            self.write(row)
+        except Exception as exc:  # a value psycopg cannot write: bisected the collected way
+            self.error = exc
+        return None
+
+    def close(self) -> None:
+        """Ends the ``COPY``: the server's verdict on the batch's data is raised here."""
+        self.stack.close()
+
+    def abort(self) -> None:
+        """Ends the ``COPY`` with a failure (nothing is written)."""
+        exc = self.error or RuntimeError("batch aborted")
+        with contextlib.suppress(BaseException):
+            self.stack.__exit__(type(exc), exc, exc.__traceback__)
 
 
 class SqlLoader(Stage):
@@ -936,44 +992,169 @@ class SqlLoader(Stage):
             self.last_counts = {}
             self._prepared = set()
             self._bisects = 0
-            n_in = n_out = failed = 0
+            counts = [0, 0, 0]  # read, emitted, dead letters
             t0 = time.monotonic()
-            # One batch is written (by one worker thread, the only one that touches the
-            # connection) while the next is read from upstream here: the source's work and
-            # the database's overlap. At most two batches are held.
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
-            pending: tuple[list[Any], Future[int]] | None = None
             try:
-                for chunk in more_itertools.chunked(upstream, self.batch_size):
-                    n_in += len(chunk)
-                    out, groups, bad_names = self._split(chunk)
-                    failed += bad_names
-                    if pending is not None:
-                        done, fut = pending
-                        pending = None
-                        failed += fut.result()
-                        n_out += len(done)
-                        yield from done
-                    pending = (out, pool.submit(self._load_chunk, out, groups))
-                if pending is not None:
-                    done, fut = pending
-                    pending = None
-                    failed += fut.result()
-                    n_out += len(done)
-                    yield from done
+                if self.fast and self.table.is_static:
+                    yield from self._iter_streamed(upstream, counts)
+                else:
+                    yield from self._iter_pooled(upstream, counts)
                 log_event("sql_load_done", logging.DEBUG, host=self.host,
-                          committed=self.stats.committed, failed=failed,
+                          committed=self.stats.committed, failed=counts[2],
                           bisects=self._bisects, seconds=round(time.monotonic() - t0, 3))
             finally:
-                if pending is not None:  # stopped early: let the batch in flight finish
-                    with contextlib.suppress(Exception):
-                        failed += pending[1].result()
-                pool.shutdown(wait=True)
                 self._drop_connection()
                 if self._engine is not None:
                     self._engine.dispose()
                     self._engine = None
-                self.stats.add(n_in=n_in, n_out=n_out, failed=failed)
+                self.stats.add(n_in=counts[0], n_out=counts[1], failed=counts[2])
+
+    def _iter_pooled(self, upstream: Iterable[Any], counts: list[int]) -> Iterator[Any]:
+        """Batches collected, then written by one worker thread (the only one that touches
+        the connection) while the next is read from upstream: the source's work and the
+        database's overlap. At most two batches are held."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
+        pending: tuple[list[Any], Future[int]] | None = None
+        try:
+            for chunk in more_itertools.chunked(upstream, self.batch_size):
+                counts[0] += len(chunk)
+                out, groups, bad_names = self._split(chunk)
+                counts[2] += bad_names
+                if pending is not None:
+                    done, fut = pending
+                    pending = None
+                    counts[2] += fut.result()
+                    counts[1] += len(done)
+                    yield from done
+                pending = (out, pool.submit(self._load_chunk, out, groups))
+            if pending is not None:
+                done, fut = pending
+                pending = None
+                counts[2] += fut.result()
+                counts[1] += len(done)
+                yield from done
+        finally:
+            if pending is not None:  # stopped early: let the batch in flight finish
+                with contextlib.suppress(Exception):
+                    counts[2] += pending[1].result()
+            pool.shutdown(wait=True)
+
+    def _iter_streamed(self, upstream: Iterable[Any], counts: list[int]) -> Iterator[Any]:
+        """PostgreSQL, one table: each record is written into an open ``COPY`` as it is read,
+        so the server parses and inserts a batch while the rest of it is read (no thread,
+        no second pass); the batch's transaction commits after its last record. A batch
+        that cannot go this way (an upsert after a conflict, an array key) or that fails
+        (bad data, a unique violation, a lost connection) is written again from its
+        records by the collected path (probe and MERGE, bisection, retries)."""
+        it = iter(upstream)
+        name = self.table.template
+        size = self.batch_size
+        while True:
+            out: list[Any] = []
+            idx: list[int] = []
+            stream: _CopyStream | None = None
+            opened = False
+            try:
+                for item in itertools.islice(it, size):
+                    t = type(item)
+                    if t is Failure:
+                        out.append(item)
+                        continue
+                    rec = item.unwrap() if t is Success else item
+                    out.append(rec)
+                    if not opened:
+                        opened = True
+                        stream = self._open_stream(name, rec)
+                    if stream is not None and stream.error is None:
+                        dead = stream.put(rec)
+                        if dead is not None:
+                            out[-1] = Failure(dead)
+                            counts[2] += 1
+                            continue
+                    idx.append(len(out) - 1)
+            except BaseException:
+                if stream is not None:  # upstream failed or the run stopped: nothing commits
+                    self._abort_stream(stream)
+                raise
+            if not out:
+                return
+            counts[0] += len(out)
+            if idx:
+                if stream is not None and self._finish_stream(stream):
+                    self.stats.add(committed=len(idx))
+                    self.last_counts[name] = self.last_counts.get(name, 0) + len(idx)
+                else:
+                    counts[2] += self._load_chunk(out, {name: idx})
+            elif stream is not None:
+                self._abort_stream(stream)
+            counts[1] += len(out)
+            yield from out
+
+    def _open_stream(self, name: str, first: Any) -> _CopyStream | None:
+        """A transaction with a ``COPY`` straight into ``name`` open, for the batch that
+        starts with ``first``; None when the batch must be collected first (an upsert after
+        a conflict is probed and MERGEd; an array key is never COPYed straight)."""
+
+        def open_() -> _CopyStream | None:
+            try:
+                self._connect()
+                info = self._table(name, first)
+                if self.mode == "upsert":
+                    if info.direct is None or not info.optimistic:
+                        return None
+                    return _CopyStream(self, info, info.direct)
+                return _CopyStream(self, info, info.copy)
+            except (_Disconnected, SqlLoadError):
+                raise
+            except Exception as exc:
+                if self._is_disconnect(exc):
+                    self._drop_connection()
+                    raise _Disconnected(exc) from exc
+                if self._conn is None or self._tables.get(name) is None:
+                    raise
+                # the COPY itself was refused: the collected path says why
+                with contextlib.suppress(Exception):
+                    self._conn.rollback()
+                return None
+
+        stream: _CopyStream | None = self._with_retries(open_, f"load into {name!r}")
+        return stream
+
+    def _abort_stream(self, stream: _CopyStream) -> None:
+        stream.abort()
+        conn = self._conn
+        if conn is None or conn.broken or conn.closed:
+            self._drop_connection()
+            return
+        with contextlib.suppress(Exception):  # a failure here is a lost connection
+            conn.rollback()
+        if conn.broken:
+            self._drop_connection()
+
+    def _finish_stream(self, stream: _CopyStream) -> bool:
+        """Ends the ``COPY`` and commits: True when the batch committed. False after a data
+        error, a unique violation or a lost connection (rolled back, or a COMMIT in doubt
+        that did not commit): the batch is then written by the collected path."""
+        import psycopg
+
+        if stream.error is not None:
+            self._abort_stream(stream)
+            return False
+        committing = False
+        try:
+            stream.close()
+            committing = True
+            self._conn.commit()
+            return True
+        except Exception as exc:
+            if self._is_disconnect(exc):
+                self._drop_connection()
+                return committing and self._committed_after_all(stream.xid)
+            with contextlib.suppress(Exception):
+                self._conn.rollback()
+            if isinstance(exc, psycopg.errors.UniqueViolation) and self.mode == "upsert":
+                stream.info.optimistic = False  # some keys exist: probe and MERGE for now
+            return False
 
 
 def load_sql(
