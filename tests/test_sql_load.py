@@ -6,6 +6,7 @@ tests start a throwaway server of their own (own data dir and port) to stop and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -516,4 +517,146 @@ def test_pg_upsert_of_new_keys_meeting_a_concurrent_writer_still_upserts(pg: str
         assert _sql(pg, f"SELECT id, name FROM {table} ORDER BY id") == \
             [[(i, f"n{i}") for i in range(5)]]
     finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+class CommitCutter:
+    """A TCP proxy on loopback in front of PostgreSQL that cuts one connection at its
+    ``nth`` COMMIT after a COPY: ``answer`` forwards the COMMIT, waits for the server's
+    reply (the transaction has committed) and closes instead of passing it on; ``commit``
+    closes without forwarding it (the transaction never commits). Every other connection,
+    and that one until then, passes through untouched."""
+
+    def __init__(self, host: str, port: int, lose: str, nth: int = 2) -> None:
+        import socket
+
+        self.target = (host, port)
+        self.lose = lose
+        self.nth = nth
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, server]
+            state = {"copies": 0, "commits": 0, "dropping": False}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, state),
+                             daemon=True).start()
+
+    @staticmethod
+    def _close(*socks: Any) -> None:
+        import socket
+
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def _up(self, client: Any, server: Any, state: dict[str, Any]) -> None:
+        """Client to server, message by message (the startup message has no type byte)."""
+        buf = b""
+        started = False
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                while True:
+                    head = 4 if not started else 5
+                    if len(buf) < head:
+                        break
+                    size = int.from_bytes(buf[head - 4:head], "big") + head - 4
+                    if len(buf) < size:
+                        break
+                    msg, buf = buf[:size], buf[size:]
+                    started = True
+                    kind = msg[:1]
+                    if kind == b"c":  # CopyDone
+                        state["copies"] += 1
+                    elif kind == b"Q" and msg[5:].rstrip(b"\0") == b"COMMIT" \
+                            and state["copies"] and not self.cut.is_set():
+                        state["commits"] += 1
+                        if state["commits"] == self.nth:
+                            self.cut.set()
+                            server.sendall(out)
+                            if self.lose == "commit":
+                                self._close(client, server)
+                                return
+                            state["dropping"] = True
+                            server.sendall(msg)
+                            return  # _down closes both once the server has answered
+                    out += msg
+                server.sendall(out)
+        except OSError:
+            pass
+        if not state["dropping"]:
+            self._close(client, server)
+
+    def _down(self, server: Any, client: Any, state: dict[str, Any]) -> None:
+        seen = b""
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    break
+                if state["dropping"]:
+                    seen += data
+                    if b"Z\0\0\0\5" in seen:  # ReadyForQuery: the COMMIT is done
+                        break
+                    continue
+                client.sendall(data)
+        except OSError:
+            pass
+        self._close(client, server)
+
+    def close(self) -> None:
+        self._close(self.listener)
+        with self._lock:
+            self._close(*self._open)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lose", ["answer", "commit"])
+@pytest.mark.parametrize("path", ["streamed", "collected"])
+def test_pg_commit_in_doubt_is_resolved_with_txid_status(pg: str, lose: str,
+                                                         path: str) -> None:
+    """The connection dies at a batch's COMMIT: after its answer was lost (the batch did
+    commit: it must be counted and not sent again) or before the server saw it (it did not:
+    it must be sent again). Insert mode: a batch sent twice would be unique violations."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(pg)
+    table = f"doubt_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, part text, v text NOT NULL)")
+    cutter = CommitCutter(u.host or "127.0.0.1", u.port or 5432, lose)
+    try:
+        via = u.set(port=cutter.port, query={"sslmode": "disable", "gssencmode": "disable"})
+        # a per-record table name takes the collected way (one batch collected, then sent)
+        target = table if path == "streamed" else f"{table[:-1]}{{part}}"
+        loader = load_sql(via.render_as_string(hide_password=False), target, mode="insert",
+                          batch_size=100, retry_backoff=0.05)
+        recs = [{"id": i, "part": table[-1], "v": f"v{i}"} for i in range(500)]
+        report = run(pipe(recs, loader), progress=False)
+        assert cutter.cut.is_set(), "no COMMIT was cut"
+        assert (report.read, report.loaded, report.dead_letters) == (500, 500, 0)
+        assert loader.stats.committed == 500
+        assert _sql(pg, f"SELECT count(*), count(DISTINCT id) FROM {table}") == [[(500, 500)]]
+    finally:
+        cutter.close()
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
