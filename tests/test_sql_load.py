@@ -660,3 +660,35 @@ def test_pg_commit_in_doubt_is_resolved_with_txid_status(pg: str, lose: str,
     finally:
         cutter.close()
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_create_with_infer_columns_takes_types_from_the_first_record(pg: str) -> None:
+    table = f"inferred_{uuid.uuid4().hex[:8]}"
+    utc = dt.UTC
+    first = {"id": 1, "ok": True, "f": 0.5, "amount": Decimal("12.34"),
+             "at": dt.datetime(2025, 3, 1, 12, 30, tzinfo=utc),
+             "naive": dt.datetime(2025, 3, 1, 12, 30), "day": dt.date(2025, 3, 1),
+             "doc": {"k": [1, None]}, "tags": ["a", "b"], "raw": b"\x00\xff", "name": "é"}
+    second = {**first, "id": 2, "ok": False, "doc": {}, "tags": [], "name": None}
+    try:
+        report = run(pipe([first, second], load_sql(pg, table, key=["id"], create=True,
+                                                     infer_columns=True)), progress=False)
+        assert (report.loaded, report.dead_letters) == (2, 0)
+        [types] = _sql(pg, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+                           "FROM pg_attribute a WHERE a.attrelid = "
+                           f"'{table}'::regclass AND a.attnum > 0 ORDER BY a.attnum")
+        assert types == [("id", "bigint"), ("ok", "boolean"), ("f", "double precision"),
+                         ("amount", "numeric"), ("at", "timestamp with time zone"),
+                         ("naive", "timestamp without time zone"), ("day", "date"),
+                         ("doc", "jsonb"), ("tags", "jsonb"), ("raw", "bytea"),
+                         ("name", "text")]
+        [[(pkey,)]] = _sql(pg, "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                               f"WHERE conrelid = '{table}'::regclass AND contype = 'p'")
+        assert pkey == "PRIMARY KEY (id)"
+        [rows] = _sql(pg, f"SELECT * FROM {table} ORDER BY id")
+        assert rows[0] == (1, True, 0.5, Decimal("12.34"), first["at"], first["naive"],
+                           first["day"], {"k": [1, None]}, ["a", "b"], b"\x00\xff", "é")
+        assert rows[1][1] is False and rows[1][7:9] == ({}, []) and rows[1][10] is None
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
