@@ -692,3 +692,41 @@ def test_pg_create_with_infer_columns_takes_types_from_the_first_record(pg: str)
         assert rows[1][1] is False and rows[1][7:9] == ({}, []) and rows[1][10] is None
     finally:
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upsert_merge_meeting_a_concurrent_insert_of_one_of_its_keys(pg: str) -> None:
+    """A batch with existing keys goes by MERGE; another transaction inserts one of its new
+    keys meanwhile (uncommitted: MERGE waits on it; committed: a unique violation). The
+    batch is written again with ON CONFLICT: the loader's values win, no dead letter, no
+    bisection."""
+    import psycopg
+
+    table = f"merge_race_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, name text)",
+         f"INSERT INTO {table} SELECT g, 'old' FROM generate_series(0, 9) g")
+    other = psycopg.connect(_plain(pg))
+    try:
+        other.execute(f"INSERT INTO {table} VALUES (100, 'theirs')")  # open transaction
+        loader = load_sql(pg, table, key=["id"], batch_size=1000)
+        result: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: result.update(report=run(
+            pipe([{"id": i, "name": f"n{i}"} for i in range(200)], loader), progress=False)))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while True:  # until the loader's MERGE waits on the other transaction's key
+            [waiting] = _sql(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                 "wait_event_type = 'Lock' AND query LIKE 'MERGE INTO%'")
+            if waiting[0][0] or not worker.is_alive() or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert waiting[0][0] == 1, "the loader's MERGE never waited on the concurrent insert"
+        other.commit()
+        worker.join(60)
+        report = result["report"]
+        assert (report.loaded, report.dead_letters) == (200, 0) and loader._bisects == 0
+        assert _sql(pg, f"SELECT count(*), count(*) FILTER (WHERE name = 'n' || id) "
+                        f"FROM {table}") == [[(200, 200)]]
+    finally:
+        other.close()
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")

@@ -226,13 +226,6 @@ class SqlLoader(Stage):
             from psycopg.types.json import JsonDumper
 
             conn.adapters.register_dumper(dict, JsonDumper)
-            # MERGE of a batch (thousands of rows) into a big table must probe the key's
-            # index row by row, not hash the whole table each time (the temporary table
-            # has no statistics): this session, used by the loader alone, plans no hash or
-            # merge joins
-            conn.execute("SET enable_hashjoin = off")
-            conn.execute("SET enable_mergejoin = off")
-            conn.commit()
         else:
             import sqlalchemy
 

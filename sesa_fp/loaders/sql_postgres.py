@@ -176,7 +176,13 @@ def write_pg(loader: SqlLoader, info: _Table, rows: Sequence[Sequence[Any]],
     fast = direct = guessed = False
     try:
         cur = conn.cursor()
-        xid = cur.execute("SELECT txid_current()").fetchone()[0]
+        # MERGE of a batch (thousands of rows) into a big table must probe the key's index
+        # row by row, not hash the whole table each time (the temporary table has no
+        # statistics): no hash or merge joins, for this transaction only (set_config(...,
+        # true) is SET LOCAL, so nothing leaks to the session, e.g. behind a pooler), asked
+        # in the round trip that takes the transaction id
+        xid = cur.execute("SELECT txid_current(), set_config('enable_hashjoin', 'off', true), "
+                          "set_config('enable_mergejoin', 'off', true)").fetchone()[0]
         target = info.copy
         if info.direct is not None and info.probe is not None and not careful:
             # optimistic while batches keep being new keys (a first load, appending):
