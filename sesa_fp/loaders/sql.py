@@ -5,22 +5,36 @@ One result per input record, in input order; input failures pass through. Record
 template) is one transaction; ``stats.committed`` grows by a batch's rows once its COMMIT
 has returned.
 
-PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): no row-by-row INSERT.
-In ``upsert`` mode a batch is COPYed straight into the table while batches keep being new
-keys (a first load, appending); one that meets an existing key (a unique violation, rolled
-back) is probed and written as below, and so are the next ones until a probe finds a batch
-all new again (for a single key, one index range probe first). A batch with existing keys is
-sent with ``COPY ... FROM STDIN`` (text format) into a temporary table of ``text`` columns,
-then written by one statement: ``MERGE`` on PostgreSQL
-15+ (it probes the key's index per row and inserts new rows plainly, about twice as fast as
-ON CONFLICT's speculative insertion), else ``INSERT INTO t (...) SELECT ... ON CONFLICT (key)
-DO UPDATE``. The server converts each value with an explicit cast to its column's type
-without the modifier (``::character varying``, ``::numeric``), so a value too long for
-``varchar(10)`` is an error, not a silent truncation. A batch that meets a concurrent
-writer of one of its keys on either fast way (a unique violation) is written again with
-``INSERT ... ON CONFLICT``, so the result is the same. In ``insert``/``replace`` mode the
-batch is COPYed straight into the table (the server's input functions do the same
-conversions). One worker thread writes a batch while the next is read from upstream.
+PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3; `sql_postgres`): no
+row-by-row INSERT. With one target table, each record is written into an open ``COPY ...
+FROM STDIN`` (text format) straight into the table as it is read, so the server parses and
+inserts a batch while the rest of it is read; the batch commits after its last record. That
+is how ``insert``/``replace`` batches go (the server's input functions convert the values),
+and ``upsert`` batches while batches keep being new keys (a first load, appending). A batch
+that fails that way (bad data, a lost connection, a unique violation: rolled back) is
+written again from its records by the collected path below, with bisection and retries. In
+``upsert`` mode a batch that met an existing key is probed and written as below, and so are
+the next ones until a probe finds a batch all new again (for a single key, one index range
+probe first). A batch with existing keys is sent with ``COPY`` into a temporary table of
+``text`` columns, then written by one statement: ``MERGE`` on PostgreSQL 15+ (it probes the
+key's index per row and inserts new rows plainly, about twice as fast as ON CONFLICT's
+speculative insertion; hash and merge joins are turned off for that transaction only), else
+``INSERT INTO t (...) SELECT ... ON CONFLICT (key) DO UPDATE``. The server converts each
+value with an explicit cast to its column's type without the modifier
+(``::character varying``, ``::numeric``), so a value too long for ``varchar(10)`` is an
+error, not a silent truncation. A per-record table name (a template) collects each batch
+and writes it this way, in one worker thread while the next batch is read.
+
+Concurrent writers (READ COMMITTED): a key another transaction inserts meanwhile makes the
+COPY straight into the table, or MERGE's insert, a unique violation (after waiting for that
+transaction when it is still open); the batch is then written again with ``INSERT ... ON
+CONFLICT (key) DO UPDATE``, which is safe against concurrent inserts, so the loader's values
+win as with any upsert. MERGE updates a row another transaction updated meanwhile in its
+new version, and inserts one deleted meanwhile (as PostgreSQL documents it). A unique
+constraint other than ``key`` that a record violates is a unique violation ON CONFLICT (key)
+cannot absorb: that record becomes a dead letter (bisected), the rest commit. ``replace``
+empties the table in its own transaction first: readers see an empty or partial table
+meanwhile.
 
 Values go through psycopg's text adapters (the server does the typing): ``str`` as is (ISO
 dates and datetimes, ISO-8601 intervals, UUIDs, numbers in strings all parse server-side),
