@@ -730,3 +730,22 @@ def test_pg_upsert_merge_meeting_a_concurrent_insert_of_one_of_its_keys(pg: str)
     finally:
         other.close()
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upsert_violating_another_unique_constraint_is_a_dead_letter(pg: str) -> None:
+    table = f"uniq_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, email text UNIQUE)",
+         f"INSERT INTO {table} VALUES (1, 'a@x')")
+    try:
+        recs = [{"id": 2, "email": "a@x"}, {"id": 3, "email": "b@x"}, {"id": 1, "email": "c@x"},
+                *({"id": i, "email": f"{i}@x"} for i in range(10, 40))]
+        out = list(load_sql(pg, table, key=["id"], batch_size=8)(recs))
+        dead = list(dead_letters(out))
+        assert [d.record for d in dead] == [recs[0]]
+        assert dead[0].error_type == "UniqueViolation" and "email" in dead[0].error_message
+        assert _sql(pg, f"SELECT id, email FROM {table} WHERE id < 10 ORDER BY id") == \
+            [[(1, "c@x"), (3, "b@x")]]
+        assert _sql(pg, f"SELECT count(*) FROM {table}") == [[(32,)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
