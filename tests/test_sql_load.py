@@ -749,3 +749,28 @@ def test_pg_upsert_violating_another_unique_constraint_is_a_dead_letter(pg: str)
         assert _sql(pg, f"SELECT count(*) FROM {table}") == [[(32,)]]
     finally:
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) -> None:
+    """The streamed COPY of a batch is open while its records are read: an upstream error
+    aborts it (the batches before it stay committed) and propagates."""
+    table = f"abort_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+
+    def records() -> Iterator[dict[str, Any]]:
+        for i in range(150):
+            yield {"id": i, "v": "x"}
+        raise ValueError("source broke")
+
+    try:
+        loader = load_sql(pg, table, key=["id"], batch_size=100)
+        seen: list[Any] = []
+        with pytest.raises(ValueError, match="source broke"):
+            seen.extend(loader(records()))
+        assert len(seen) == 100 and loader.stats.committed == 100
+        assert _sql(pg, f"SELECT count(*), max(id) FROM {table}") == [[(100, 99)]]
+        assert _sql(pg, "SELECT count(*) FROM pg_stat_activity WHERE state LIKE "
+                        f"'idle in transaction%' AND query LIKE '%{table}%'") == [[(0,)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
