@@ -2,10 +2,11 @@
 
 The same N RFI-like rows (a JSONL file written first) are loaded into two fresh tables of the
 same shape (text primary key, timestamptz, timestamps, integer, texts), with
-``read_jsonl -> load_sql`` in its default mode (upsert: COPY into a temporary table, then one
-INSERT ... ON CONFLICT per batch), again with ``mode="insert"`` (COPY straight into the
-table, per batch) and once by hand: the same ``read_jsonl`` records written with psycopg's
-``copy.write_row`` straight into the table in one ``COPY`` and one transaction. Both read
+``read_jsonl -> load_sql`` in its default mode (upsert; the keys are new, so each batch is
+streamed into a COPY straight into the table, one transaction per batch), again with
+``mode="insert"`` (the same COPY) and once by hand: the same ``read_jsonl`` records written
+with psycopg's ``copy.write_row`` straight into the table in one ``COPY`` and one
+transaction. Both read
 the file the same way, so the ratio measures the loader, not the reader.
 The tables are then counted and compared with ``EXCEPT`` both ways. The last stdout line is
 JSON: ``rows``, ``sesa_rows_per_s``, ``sesa_insert_rows_per_s``, ``raw_rows_per_s``,

@@ -6,6 +6,7 @@ tests start a throwaway server of their own (own data dir and port) to stop and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -515,5 +516,261 @@ def test_pg_upsert_of_new_keys_meeting_a_concurrent_writer_still_upserts(pg: str
         assert (report.loaded, report.dead_letters) == (5, 0)
         assert _sql(pg, f"SELECT id, name FROM {table} ORDER BY id") == \
             [[(i, f"n{i}") for i in range(5)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+class CommitCutter:
+    """A TCP proxy on loopback in front of PostgreSQL that cuts one connection at its
+    ``nth`` COMMIT after a COPY: ``answer`` forwards the COMMIT, waits for the server's
+    reply (the transaction has committed) and closes instead of passing it on; ``commit``
+    closes without forwarding it (the transaction never commits). Every other connection,
+    and that one until then, passes through untouched."""
+
+    def __init__(self, host: str, port: int, lose: str, nth: int = 2) -> None:
+        import socket
+
+        self.target = (host, port)
+        self.lose = lose
+        self.nth = nth
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, server]
+            state = {"copies": 0, "commits": 0, "dropping": False}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, state),
+                             daemon=True).start()
+
+    @staticmethod
+    def _close(*socks: Any) -> None:
+        import socket
+
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def _up(self, client: Any, server: Any, state: dict[str, Any]) -> None:
+        """Client to server, message by message (the startup message has no type byte)."""
+        buf = b""
+        started = False
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                while True:
+                    head = 4 if not started else 5
+                    if len(buf) < head:
+                        break
+                    size = int.from_bytes(buf[head - 4:head], "big") + head - 4
+                    if len(buf) < size:
+                        break
+                    msg, buf = buf[:size], buf[size:]
+                    started = True
+                    kind = msg[:1]
+                    if kind == b"c":  # CopyDone
+                        state["copies"] += 1
+                    elif kind == b"Q" and msg[5:].rstrip(b"\0") == b"COMMIT" \
+                            and state["copies"] and not self.cut.is_set():
+                        state["commits"] += 1
+                        if state["commits"] == self.nth:
+                            self.cut.set()
+                            server.sendall(out)
+                            if self.lose == "commit":
+                                self._close(client, server)
+                                return
+                            state["dropping"] = True
+                            server.sendall(msg)
+                            return  # _down closes both once the server has answered
+                    out += msg
+                server.sendall(out)
+        except OSError:
+            pass
+        if not state["dropping"]:
+            self._close(client, server)
+
+    def _down(self, server: Any, client: Any, state: dict[str, Any]) -> None:
+        seen = b""
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    break
+                if state["dropping"]:
+                    seen += data
+                    if b"Z\0\0\0\5" in seen:  # ReadyForQuery: the COMMIT is done
+                        break
+                    continue
+                client.sendall(data)
+        except OSError:
+            pass
+        self._close(client, server)
+
+    def close(self) -> None:
+        self._close(self.listener)
+        with self._lock:
+            self._close(*self._open)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lose", ["answer", "commit"])
+@pytest.mark.parametrize("path", ["streamed", "collected"])
+def test_pg_commit_in_doubt_is_resolved_with_txid_status(pg: str, lose: str,
+                                                         path: str) -> None:
+    """The connection dies at a batch's COMMIT: after its answer was lost (the batch did
+    commit: it must be counted and not sent again) or before the server saw it (it did not:
+    it must be sent again). Insert mode: a batch sent twice would be unique violations."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(pg)
+    table = f"doubt_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, part text, v text NOT NULL)")
+    cutter = CommitCutter(u.host or "127.0.0.1", u.port or 5432, lose)
+    try:
+        via = u.set(port=cutter.port, query={"sslmode": "disable", "gssencmode": "disable"})
+        # a per-record table name takes the collected way (one batch collected, then sent)
+        target = table if path == "streamed" else f"{table[:-1]}{{part}}"
+        loader = load_sql(via.render_as_string(hide_password=False), target, mode="insert",
+                          batch_size=100, retry_backoff=0.05)
+        recs = [{"id": i, "part": table[-1], "v": f"v{i}"} for i in range(500)]
+        report = run(pipe(recs, loader), progress=False)
+        assert cutter.cut.is_set(), "no COMMIT was cut"
+        assert (report.read, report.loaded, report.dead_letters) == (500, 500, 0)
+        assert loader.stats.committed == 500
+        assert _sql(pg, f"SELECT count(*), count(DISTINCT id) FROM {table}") == [[(500, 500)]]
+    finally:
+        cutter.close()
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_create_with_infer_columns_takes_types_from_the_first_record(pg: str) -> None:
+    table = f"inferred_{uuid.uuid4().hex[:8]}"
+    utc = dt.UTC
+    first = {"id": 1, "ok": True, "f": 0.5, "amount": Decimal("12.34"),
+             "at": dt.datetime(2025, 3, 1, 12, 30, tzinfo=utc),
+             "naive": dt.datetime(2025, 3, 1, 12, 30), "day": dt.date(2025, 3, 1),
+             "doc": {"k": [1, None]}, "tags": ["a", "b"], "raw": b"\x00\xff", "name": "é"}
+    second = {**first, "id": 2, "ok": False, "doc": {}, "tags": [], "name": None}
+    try:
+        report = run(pipe([first, second], load_sql(pg, table, key=["id"], create=True,
+                                                     infer_columns=True)), progress=False)
+        assert (report.loaded, report.dead_letters) == (2, 0)
+        [types] = _sql(pg, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+                           "FROM pg_attribute a WHERE a.attrelid = "
+                           f"'{table}'::regclass AND a.attnum > 0 ORDER BY a.attnum")
+        assert types == [("id", "bigint"), ("ok", "boolean"), ("f", "double precision"),
+                         ("amount", "numeric"), ("at", "timestamp with time zone"),
+                         ("naive", "timestamp without time zone"), ("day", "date"),
+                         ("doc", "jsonb"), ("tags", "jsonb"), ("raw", "bytea"),
+                         ("name", "text")]
+        [[(pkey,)]] = _sql(pg, "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                               f"WHERE conrelid = '{table}'::regclass AND contype = 'p'")
+        assert pkey == "PRIMARY KEY (id)"
+        [rows] = _sql(pg, f"SELECT * FROM {table} ORDER BY id")
+        assert rows[0] == (1, True, 0.5, Decimal("12.34"), first["at"], first["naive"],
+                           first["day"], {"k": [1, None]}, ["a", "b"], b"\x00\xff", "é")
+        assert rows[1][1] is False and rows[1][7:9] == ({}, []) and rows[1][10] is None
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upsert_merge_meeting_a_concurrent_insert_of_one_of_its_keys(pg: str) -> None:
+    """A batch with existing keys goes by MERGE; another transaction inserts one of its new
+    keys meanwhile (uncommitted: MERGE waits on it; committed: a unique violation). The
+    batch is written again with ON CONFLICT: the loader's values win, no dead letter, no
+    bisection."""
+    import psycopg
+
+    table = f"merge_race_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, name text)",
+         f"INSERT INTO {table} SELECT g, 'old' FROM generate_series(0, 9) g")
+    other = psycopg.connect(_plain(pg))
+    try:
+        other.execute(f"INSERT INTO {table} VALUES (100, 'theirs')")  # open transaction
+        loader = load_sql(pg, table, key=["id"], batch_size=1000)
+        result: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: result.update(report=run(
+            pipe([{"id": i, "name": f"n{i}"} for i in range(200)], loader), progress=False)))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while True:  # until the loader's MERGE waits on the other transaction's key
+            [waiting] = _sql(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                 "wait_event_type = 'Lock' AND query LIKE 'MERGE INTO%'")
+            if waiting[0][0] or not worker.is_alive() or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert waiting[0][0] == 1, "the loader's MERGE never waited on the concurrent insert"
+        other.commit()
+        worker.join(60)
+        report = result["report"]
+        assert (report.loaded, report.dead_letters) == (200, 0) and loader._bisects == 0
+        assert _sql(pg, f"SELECT count(*), count(*) FILTER (WHERE name = 'n' || id) "
+                        f"FROM {table}") == [[(200, 200)]]
+    finally:
+        other.close()
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upsert_violating_another_unique_constraint_is_a_dead_letter(pg: str) -> None:
+    table = f"uniq_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, email text UNIQUE)",
+         f"INSERT INTO {table} VALUES (1, 'a@x')")
+    try:
+        recs = [{"id": 2, "email": "a@x"}, {"id": 3, "email": "b@x"}, {"id": 1, "email": "c@x"},
+                *({"id": i, "email": f"{i}@x"} for i in range(10, 40))]
+        out = list(load_sql(pg, table, key=["id"], batch_size=8)(recs))
+        dead = list(dead_letters(out))
+        assert [d.record for d in dead] == [recs[0]]
+        assert dead[0].error_type == "UniqueViolation" and "email" in dead[0].error_message
+        assert _sql(pg, f"SELECT id, email FROM {table} WHERE id < 10 ORDER BY id") == \
+            [[(1, "c@x"), (3, "b@x")]]
+        assert _sql(pg, f"SELECT count(*) FROM {table}") == [[(32,)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) -> None:
+    """The streamed COPY of a batch is open while its records are read: an upstream error
+    aborts it (the batches before it stay committed) and propagates."""
+    table = f"abort_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+
+    def records() -> Iterator[dict[str, Any]]:
+        for i in range(150):
+            yield {"id": i, "v": "x"}
+        raise ValueError("source broke")
+
+    try:
+        loader = load_sql(pg, table, key=["id"], batch_size=100)
+        seen: list[Any] = []
+        with pytest.raises(ValueError, match="source broke"):
+            seen.extend(loader(records()))
+        assert len(seen) == 100 and loader.stats.committed == 100
+        assert _sql(pg, f"SELECT count(*), max(id) FROM {table}") == [[(100, 99)]]
+        assert _sql(pg, "SELECT count(*) FROM pg_stat_activity WHERE state LIKE "
+                        f"'idle in transaction%' AND query LIKE '%{table}%'") == [[(0,)]]
     finally:
         _sql(pg, f"DROP TABLE IF EXISTS {table}")

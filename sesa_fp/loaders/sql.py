@@ -5,22 +5,36 @@ One result per input record, in input order; input failures pass through. Record
 template) is one transaction; ``stats.committed`` grows by a batch's rows once its COMMIT
 has returned.
 
-PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3): no row-by-row INSERT.
-In ``upsert`` mode a batch is COPYed straight into the table while batches keep being new
-keys (a first load, appending); one that meets an existing key (a unique violation, rolled
-back) is probed and written as below, and so are the next ones until a probe finds a batch
-all new again (for a single key, one index range probe first). A batch with existing keys is
-sent with ``COPY ... FROM STDIN`` (text format) into a temporary table of ``text`` columns,
-then written by one statement: ``MERGE`` on PostgreSQL
-15+ (it probes the key's index per row and inserts new rows plainly, about twice as fast as
-ON CONFLICT's speculative insertion), else ``INSERT INTO t (...) SELECT ... ON CONFLICT (key)
-DO UPDATE``. The server converts each value with an explicit cast to its column's type
-without the modifier (``::character varying``, ``::numeric``), so a value too long for
-``varchar(10)`` is an error, not a silent truncation. A batch that meets a concurrent
-writer of one of its keys on either fast way (a unique violation) is written again with
-``INSERT ... ON CONFLICT``, so the result is the same. In ``insert``/``replace`` mode the
-batch is COPYed straight into the table (the server's input functions do the same
-conversions). One worker thread writes a batch while the next is read from upstream.
+PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3; `sql_postgres`): no
+row-by-row INSERT. With one target table, each record is written into an open ``COPY ...
+FROM STDIN`` (text format) straight into the table as it is read, so the server parses and
+inserts a batch while the rest of it is read; the batch commits after its last record. That
+is how ``insert``/``replace`` batches go (the server's input functions convert the values),
+and ``upsert`` batches while batches keep being new keys (a first load, appending). A batch
+that fails that way (bad data, a lost connection, a unique violation: rolled back) is
+written again from its records by the collected path below, with bisection and retries. In
+``upsert`` mode a batch that met an existing key is probed and written as below, and so are
+the next ones until a probe finds a batch all new again (for a single key, one index range
+probe first). A batch with existing keys is sent with ``COPY`` into a temporary table of
+``text`` columns, then written by one statement: ``MERGE`` on PostgreSQL 15+ (it probes the
+key's index per row and inserts new rows plainly, about twice as fast as ON CONFLICT's
+speculative insertion; hash and merge joins are turned off for that transaction only), else
+``INSERT INTO t (...) SELECT ... ON CONFLICT (key) DO UPDATE``. The server converts each
+value with an explicit cast to its column's type without the modifier
+(``::character varying``, ``::numeric``), so a value too long for ``varchar(10)`` is an
+error, not a silent truncation. A per-record table name (a template) collects each batch
+and writes it this way, in one worker thread while the next batch is read.
+
+Concurrent writers (READ COMMITTED): a key another transaction inserts meanwhile makes the
+COPY straight into the table, or MERGE's insert, a unique violation (after waiting for that
+transaction when it is still open); the batch is then written again with ``INSERT ... ON
+CONFLICT (key) DO UPDATE``, which is safe against concurrent inserts, so the loader's values
+win as with any upsert. MERGE updates a row another transaction updated meanwhile in its
+new version, and inserts one deleted meanwhile (as PostgreSQL documents it). A unique
+constraint other than ``key`` that a record violates is a unique violation ON CONFLICT (key)
+cannot absorb: that record becomes a dead letter (bisected), the rest commit. ``replace``
+empties the table in its own transaction first: readers see an empty or partial table
+meanwhile.
 
 Values go through psycopg's text adapters (the server does the typing): ``str`` as is (ISO
 dates and datetimes, ISO-8601 intervals, UUIDs, numbers in strings all parse server-side),
@@ -56,25 +70,37 @@ lacks is NULL); with ``columns`` only those.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import datetime as _dt
-import decimal
 import logging
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import more_itertools
-import orjson
 import tenacity
 from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate, Target
-from sesa_fp.errors import ConfigError, RecordError, SesaError
+from sesa_fp.errors import ConfigError, RecordError
+from sesa_fp.loaders import sql_generic, sql_postgres
+from sesa_fp.loaders.sql_errors import (
+    SqlLoadError,
+    SqlUnavailableError,
+    _Disconnected,
+    _first_line,
+    _RowsFailed,
+)
+from sesa_fp.loaders.sql_generic import _generic_value
+from sesa_fp.loaders.sql_postgres import _bytea, _json_text
+from sesa_fp.loaders.sql_table import (
+    _check_columns,
+    _Done,
+    _ident_parts,
+    _ident_parts_config,
+    _infer_type,
+    _Table,
+)
 from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter
 from sesa_fp.search.base import backoff_wait
@@ -85,172 +111,6 @@ __all__ = ["MODES", "SqlLoadError", "SqlLoader", "SqlUnavailableError", "load_sq
 
 MODES = ("upsert", "insert", "replace")
 
-try:  # one error family for both halves of SQL when the source module is there
-    from sesa_fp.sources.sql import SqlError as _SqlBase
-    from sesa_fp.sources.sql import SqlUnavailableError as _Unavailable
-except ImportError:  # pragma: no cover - the source half is optional
-    class _SqlBase(SesaError):  # type: ignore[no-redef]
-        """Base of the SQL errors."""
-
-    class _Unavailable(_SqlBase):  # type: ignore[no-redef]
-        """The database does not answer."""
-
-
-class SqlLoadError(_SqlBase):
-    """`load_sql` cannot write: the table is missing or its shape does not fit (not a bad
-    record, which becomes a dead letter)."""
-
-
-class SqlUnavailableError(_Unavailable):
-    """The database host did not answer, or lost every connection, for longer than the
-    retries; ``host`` is the masked URL.
-
-    >>> str(SqlUnavailableError("postgresql+psycopg://u:***@h:5432/db", "down"))
-    'down'
-    """
-
-    def __init__(self, host: str, message: str) -> None:
-        super().__init__(message)
-        self.host = host
-
-
-class _Disconnected(Exception):
-    """A batch failed because the connection did (retried)."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class _RowsFailed(Exception):
-    """A batch failed because of its data (bisected)."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-
-
-def _ident_parts(table: str) -> tuple[str, ...]:
-    parts = tuple(table.split("."))
-    if not 1 <= len(parts) <= 2 or not all(parts):
-        raise RecordError(f"table name {table!r}: expected 'name' or 'schema.name'")
-    return parts
-
-
-def _ident_parts_config(table: str) -> None:
-    try:
-        _ident_parts(table)
-    except RecordError as exc:
-        raise ConfigError(f"load_sql: {exc}") from exc
-
-
-def _check_columns(columns: Mapping[str, str] | None) -> dict[str, str] | None:
-    if columns is None:
-        return None
-    if not isinstance(columns, Mapping) or not columns or not all(
-            isinstance(k, str) and k and isinstance(v, str) and v for k, v in columns.items()):
-        raise ConfigError(f"load_sql: columns must map column names to SQL types, "
-                          f"got {columns!r}")
-    return dict(columns)
-
-
-def _infer_type(value: Any) -> str:
-    """A SQL type for a JSON-friendly value (``infer_columns=True`` only)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "bigint"
-    if isinstance(value, (float, decimal.Decimal)):
-        return "double precision" if isinstance(value, float) else "numeric"
-    if isinstance(value, _dt.datetime):
-        return "timestamptz" if value.tzinfo else "timestamp"
-    if isinstance(value, _dt.date):
-        return "date"
-    if isinstance(value, (dict, list)):
-        return "jsonb"
-    if isinstance(value, (bytes, bytearray)):
-        return "bytea"
-    return "text"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-# -- value conversion ------------------------------------------------------------------------
-def _json_text(value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value, default=str).decode()
-    except TypeError as exc:
-        raise RecordError(f"value is not JSON: {exc}") from exc
-
-
-def _bytea(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise RecordError(f"a bytea value given as text must be base64: {exc}") from exc
-    return value
-
-
-def _generic_value(value: Any) -> Any:
-    """A value the DB-API drivers bind everywhere (str, int, float, bytes, None)."""
-    t = type(value)
-    if value is None or t is str or t is int or t is float or t is bytes:
-        return value
-    if t is bool:
-        return int(value)
-    if t is dict or t is list or t is tuple:
-        return orjson.dumps(value, default=str).decode()
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, (decimal.Decimal, uuid.UUID)):
-        return str(value)
-    if isinstance(value, _dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, int):
-        return int(value)
-    raise RecordError(f"no SQL value for a {t.__name__}")
-
-
-class _Done:
-    """What one try at a batch made final: positions committed (lists, one per committed
-    statement) and dead letters."""
-
-    __slots__ = ("dead", "ok")
-
-    def __init__(self) -> None:
-        self.ok: list[list[int]] = []
-        self.dead: list[tuple[int, DeadLetter]] = []
-
-
-class _Table:
-    """What a batch needs to know about one target table on one connection."""
-
-    __slots__ = ("colset", "columns", "convert", "copy", "direct", "insert", "merge", "name",
-                 "optimistic", "probe", "stage", "types")
-
-    def __init__(self, name: str, columns: list[str], types: list[str]) -> None:
-        self.name = name
-        self.columns = columns
-        self.colset = frozenset(columns)
-        self.types = types
-        self.convert: list[tuple[int, Any]] = []
-        self.stage = ""
-        self.copy = ""
-        self.insert: Any = None
-        self.merge: str | None = None
-        self.direct: str | None = None
-        self.probe: str | None = None
-        self.optimistic = True
-
 
 class SqlLoader(Stage):
     """The `load_sql` stage: yields the record (committed) or ``Failure(DeadLetter)`` per
@@ -258,6 +118,18 @@ class SqlLoader(Stage):
 
     kind = "loader"
     sink: ClassVar[bool] = True
+
+    # the PostgreSQL way (COPY, MERGE; sql_postgres.py) and the SQLAlchemy one (sql_generic.py)
+    _prepare_pg = sql_postgres.prepare_pg
+    _key_arrays = sql_postgres.key_arrays
+    _write_pg = sql_postgres.write_pg
+    _committed_after_all = sql_postgres.committed_after_all
+    _iter_streamed = sql_postgres.iter_streamed
+    _open_stream = sql_postgres.open_stream
+    _abort_stream = sql_postgres.abort_stream
+    _finish_stream = sql_postgres.finish_stream
+    _prepare_generic = sql_generic.prepare_generic
+    _write_generic = sql_generic.write_generic
 
     def __init__(self, url: Any, table: str, *, key: Sequence[str], mode: str, create: bool,
                  columns: Mapping[str, str] | None, infer_columns: bool, batch_size: int,
@@ -393,13 +265,6 @@ class SqlLoader(Stage):
             from psycopg.types.json import JsonDumper
 
             conn.adapters.register_dumper(dict, JsonDumper)
-            # MERGE of a batch (thousands of rows) into a big table must probe the key's
-            # index row by row, not hash the whole table each time (the temporary table
-            # has no statistics): this session, used by the loader alone, plans no hash or
-            # merge joins
-            conn.execute("SET enable_hashjoin = off")
-            conn.execute("SET enable_mergejoin = off")
-            conn.commit()
         else:
             import sqlalchemy
 
@@ -591,66 +456,6 @@ class SqlLoader(Stage):
         sets = ", ".join(f"{self._q(c)} = EXCLUDED.{self._q(c)}" for c in rest)
         return f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
 
-    def _prepare_pg(self, info: _Table) -> None:
-        target = ", ".join(self._q(c) for c in info.columns)
-        if self.mode != "upsert":
-            # nothing to reconcile: COPY straight into the table (the server parses each
-            # value with its column's input function, as the casts below do)
-            info.copy = f"COPY {self._qt(info.name)} ({target}) FROM STDIN"
-            return
-        info.stage = f"sesa_stage_{len(self._tables)}"
-        cols = ", ".join(f"c{i} text" for i in range(len(info.columns)))
-        self._conn.execute(f"CREATE TEMPORARY TABLE {info.stage} ({cols}) ON COMMIT DELETE ROWS")
-        self._conn.commit()
-        info.copy = f"COPY {info.stage} FROM STDIN"
-        select = ", ".join(f"c{i}" if t == "text" else f"c{i}::{t}"
-                           for i, t in enumerate(info.types))
-        info.insert = (f"INSERT INTO {self._qt(info.name)} ({target}) SELECT {select} "
-                       f"FROM {info.stage}{self._conflict(info)}")
-        key_types = [info.types[info.columns.index(k)] for k in self.key]
-        if not any(t.endswith("]") for t in key_types):
-            # before a batch: does any of its keys exist? If none does, an upsert is an
-            # insert, and the batch is COPYed straight into the table
-            info.direct = f"COPY {self._qt(info.name)} ({target}) FROM STDIN"
-            arrays = ", ".join(f"%s::{t}[]" for t in key_types)
-            names = ", ".join(f"a{i}" for i in range(len(self.key)))
-            on = " AND ".join(f"t.{self._q(k)} = u.a{i}" for i, k in enumerate(self.key))
-            info.probe = (f"SELECT EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t "
-                          f"JOIN unnest({arrays}) AS u({names}) ON {on})")
-            if len(self.key) == 1:
-                # one index range probe first: no row between the batch's smallest and
-                # largest key (appending, a first load) answers without a probe per key
-                k, t = self._q(self.key[0]), key_types[0]
-                info.probe = (
-                    f"WITH b AS (SELECT %s::{t}[] AS a), "
-                    f"r AS (SELECT min(x) AS lo, max(x) AS hi FROM b, unnest(b.a) AS x) "
-                    f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {self._qt(info.name)} AS t, r "
-                    f"WHERE t.{k} BETWEEN r.lo AND r.hi) THEN EXISTS (SELECT 1 FROM "
-                    f"{self._qt(info.name)} AS t JOIN (SELECT unnest(a) FROM b) AS u(x) "
-                    f"ON t.{k} = u.x) ELSE false END")
-        if self._conn.info.server_version >= 150000:
-            # MERGE probes the key's index for each row of the batch and inserts the new
-            # rows plainly: about twice as fast as ON CONFLICT's speculative insertion. A batch that
-            # meets a concurrent writer of the same key (a unique violation) is written again
-            # with ON CONFLICT, so the result is the same.
-            on = " AND ".join(f"t.{self._q(k)} = s.c{info.columns.index(k)}" for k in self.key)
-            rest = [(i, c) for i, c in enumerate(info.columns) if c not in self.key]
-            matched = ("UPDATE SET " + ", ".join(f"{self._q(c)} = s.c{i}" for i, c in rest)
-                       if rest else "DO NOTHING")
-            values = ", ".join(f"s.c{i}" for i in range(len(info.columns)))
-            info.merge = (f"MERGE INTO {self._qt(info.name)} AS t USING (SELECT "
-                          + ", ".join(f"{e} AS c{i}" for i, e in enumerate(select.split(", ")))
-                          + f" FROM {info.stage}) AS s ON {on} WHEN MATCHED THEN {matched} "
-                          f"WHEN NOT MATCHED THEN INSERT ({target}) VALUES ({values})")
-
-    def _prepare_generic(self, info: _Table) -> None:
-        import sqlalchemy
-
-        target = ", ".join(self._q(c) for c in info.columns)
-        values = ", ".join(f":p{i}" for i in range(len(info.columns)))
-        info.insert = sqlalchemy.text(f"INSERT INTO {self._qt(info.name)} ({target}) "
-                                      f"VALUES ({values}){self._conflict(info)}")
-
     # -- writing one batch --------------------------------------------------------------------
     def _row(self, rec: Any, info: _Table) -> Sequence[Any]:
         if type(rec) is not dict and not isinstance(rec, Mapping):
@@ -665,124 +470,6 @@ class SqlLoader(Stage):
         if not self.fast:
             row = [_generic_value(v) for v in row]
         return row
-
-    def _key_arrays(self, info: _Table, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-        """The batch's key values per key column, as text for the probe's casts."""
-        out = []
-        for k in self.key:
-            i = info.columns.index(k)
-            out.append([v if v is None or type(v) is str else str(v)
-                        for v in (row[i] for row in rows)])
-        return out
-
-    def _write_pg(self, info: _Table, rows: Sequence[Sequence[Any]],
-                  careful: bool = False) -> None:
-        """One transaction for ``rows``. An upsert whose keys are all new is a COPY into the
-        table; else COPY into the stage and MERGE (or ON CONFLICT). ``careful``: a unique
-        violation met on the fast ways (a concurrent writer of the same key) made it come
-        back, and it goes through ``INSERT ... ON CONFLICT``."""
-        import psycopg
-
-        conn = self._conn
-        xid = None
-        committing = False
-        fast = direct = guessed = False
-        try:
-            cur = conn.cursor()
-            xid = cur.execute("SELECT txid_current()").fetchone()[0]
-            target = info.copy
-            if info.direct is not None and info.probe is not None and not careful:
-                # optimistic while batches keep being new keys (a first load, appending):
-                # no probe at all; after a conflict, probe until a batch is all new again
-                guessed = info.optimistic
-                direct = guessed or not cur.execute(
-                    info.probe, self._key_arrays(info, rows)).fetchone()[0]
-                if direct:
-                    target, fast, info.optimistic = info.direct, True, True
-            try:
-                with cur.copy(target) as copy:
-                    write = copy.write_row
-                    for row in rows:
-                        write(row)
-            except (psycopg.ProgrammingError, TypeError, ValueError) as exc:
-                if isinstance(exc, psycopg.DatabaseError) and exc.sqlstate:
-                    raise
-                # a value psycopg cannot write: this batch's data, not the connection
-                conn.rollback()
-                raise _RowsFailed(type(exc).__name__, self._mask(_first_line(exc))) from exc
-            if fast:
-                pass
-            elif info.merge is not None and not careful:
-                fast = True
-                cur.execute(info.merge)
-            elif info.insert is not None:
-                cur.execute(info.insert)
-            committing = True
-            conn.commit()
-        except _RowsFailed:
-            raise
-        except Exception as exc:
-            if self._is_disconnect(exc):
-                self._drop_connection()
-                if committing and xid is not None and self._committed_after_all(xid):
-                    return
-                raise _Disconnected(exc) from exc
-            if not conn.closed:
-                conn.rollback()
-            if fast and self.mode == "upsert" and \
-                    isinstance(exc, psycopg.errors.UniqueViolation):
-                if direct and guessed:  # some keys exist after all: probe, then MERGE
-                    info.optimistic = False
-                    return self._write_pg(info, rows)
-                return self._write_pg(info, rows, careful=True)
-            err = self._row_error(exc)
-            if err is not None:
-                raise err from exc
-            raise SqlLoadError(self._mask(f"load_sql: {self.host} refused the batch for "
-                                          f"{info.name!r}: {type(exc).__name__}: "
-                                          f"{_first_line(exc)}")) from exc
-
-    def _committed_after_all(self, xid: int) -> bool:
-        """Whether transaction ``xid``, whose COMMIT lost its answer, committed: asked once
-        the server answers again (waiting with the same retries), so a batch is never sent
-        twice. An outage that outlasts them is `SqlUnavailableError`."""
-
-        def status() -> Any:
-            try:
-                conn = self._connect()
-                value = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
-                conn.commit()
-                return value
-            except _Disconnected:
-                raise
-            except Exception as exc:
-                if self._is_disconnect(exc):
-                    self._drop_connection()
-                    raise _Disconnected(exc) from exc
-                raise
-
-        value = self._with_retries(status, "check a commit in doubt")
-        log_event("sql_commit_in_doubt", logging.WARNING, host=self.host, xid=xid,
-                  status=value)
-        return bool(value == "committed")
-
-    def _write_generic(self, info: _Table, rows: Sequence[Sequence[Any]]) -> None:
-        conn = self._conn
-        try:
-            conn.execute(info.insert, [{f"p{i}": v for i, v in enumerate(r)} for r in rows])
-            conn.commit()
-        except Exception as exc:
-            if self._is_disconnect(exc) and self._row_error(exc) is None:
-                self._drop_connection()
-                raise _Disconnected(exc) from exc
-            with contextlib.suppress(Exception):  # the error that matters is reported below
-                conn.rollback()
-            err = self._row_error(exc)
-            if err is not None:
-                raise err from exc
-            raise SqlLoadError(self._mask(f"load_sql: {self.host} refused the batch for "
-                                          f"{info.name!r}: {type(exc).__name__}: "
-                                          f"{_first_line(exc)}")) from exc
 
     def _attempt(self, table: str, recs: Sequence[Any], done: _Done) -> None:
         """One try at writing ``recs`` to ``table``: connects, prepares the table, converts
@@ -961,44 +648,52 @@ class SqlLoader(Stage):
             self.last_counts = {}
             self._prepared = set()
             self._bisects = 0
-            n_in = n_out = failed = 0
+            counts = [0, 0, 0]  # read, emitted, dead letters
             t0 = time.monotonic()
-            # One batch is written (by one worker thread, the only one that touches the
-            # connection) while the next is read from upstream here: the source's work and
-            # the database's overlap. At most two batches are held.
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
-            pending: tuple[list[Any], Future[int]] | None = None
             try:
-                for chunk in more_itertools.chunked(upstream, self.batch_size):
-                    n_in += len(chunk)
-                    out, groups, bad_names = self._split(chunk)
-                    failed += bad_names
-                    if pending is not None:
-                        done, fut = pending
-                        pending = None
-                        failed += fut.result()
-                        n_out += len(done)
-                        yield from done
-                    pending = (out, pool.submit(self._load_chunk, out, groups))
-                if pending is not None:
-                    done, fut = pending
-                    pending = None
-                    failed += fut.result()
-                    n_out += len(done)
-                    yield from done
+                if self.fast and self.table.is_static:
+                    yield from self._iter_streamed(upstream, counts)
+                else:
+                    yield from self._iter_pooled(upstream, counts)
                 log_event("sql_load_done", logging.DEBUG, host=self.host,
-                          committed=self.stats.committed, failed=failed,
+                          committed=self.stats.committed, failed=counts[2],
                           bisects=self._bisects, seconds=round(time.monotonic() - t0, 3))
             finally:
-                if pending is not None:  # stopped early: let the batch in flight finish
-                    with contextlib.suppress(Exception):
-                        failed += pending[1].result()
-                pool.shutdown(wait=True)
                 self._drop_connection()
                 if self._engine is not None:
                     self._engine.dispose()
                     self._engine = None
-                self.stats.add(n_in=n_in, n_out=n_out, failed=failed)
+                self.stats.add(n_in=counts[0], n_out=counts[1], failed=counts[2])
+
+    def _iter_pooled(self, upstream: Iterable[Any], counts: list[int]) -> Iterator[Any]:
+        """Batches collected, then written by one worker thread (the only one that touches
+        the connection) while the next is read from upstream: the source's work and the
+        database's overlap. At most two batches are held."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
+        pending: tuple[list[Any], Future[int]] | None = None
+        try:
+            for chunk in more_itertools.chunked(upstream, self.batch_size):
+                counts[0] += len(chunk)
+                out, groups, bad_names = self._split(chunk)
+                counts[2] += bad_names
+                if pending is not None:
+                    done, fut = pending
+                    pending = None
+                    counts[2] += fut.result()
+                    counts[1] += len(done)
+                    yield from done
+                pending = (out, pool.submit(self._load_chunk, out, groups))
+            if pending is not None:
+                done, fut = pending
+                pending = None
+                counts[2] += fut.result()
+                counts[1] += len(done)
+                yield from done
+        finally:
+            if pending is not None:  # stopped early: let the batch in flight finish
+                with contextlib.suppress(Exception):
+                    counts[2] += pending[1].result()
+            pool.shutdown(wait=True)
 
 
 def load_sql(
