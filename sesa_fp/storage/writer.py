@@ -13,12 +13,16 @@ from typing import Any
 import attrs
 import fsspec
 
+import orjson
+
 from sesa_fp.codec import dumps_line, dumps_line_lenient
 from sesa_fp.errors import ConfigError, StorageError
+from sesa_fp.faults import fault_point
 from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import StageStats
+from sesa_fp.storage.journal import PartCommit, clear_commits, read_commits, write_commit
 from sesa_fp.storage.location import bucket_of, check_location, join_path, normalized, url_of
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
 
@@ -26,6 +30,14 @@ __all__ = ["PartsWriter", "dlq_sink", "to_storage"]
 
 _FLUSH_BYTES = 1 << 20
 _PART_GLOB = "part-*.jsonl*"
+#: the key of a staged dead letter's line (a journal-mode staging part keeps the source's
+#: dead letters in stream order, so a part replays exactly what passed the tee)
+DEAD_LETTER_KEY = "__sesa_dead_letter__"
+
+
+def _snapshot(position: Any) -> Any:
+    """A JSON copy of a source position, taken now (the source moves on)."""
+    return orjson.loads(orjson.dumps(position, default=str))
 
 
 class PartsWriter:
@@ -74,7 +86,41 @@ class PartsWriter:
         self.last_uri: str | None = None
         self._flush_at = min(_FLUSH_BYTES, max(1, self.part_max_bytes // 4))
         self._fs: Any = None
+        # journal mode (set by a resumable run, `enable_journal`): a commit record per part
+        self.journal = False
+        self.position_fn: Callable[[], Any] | None = None
+        self._adopt: int | None = None  # adopt this many committed parts (None: start over)
+        self.ended: list[PartCommit] = []  # parts committed since the tee last looked
         self._reset()
+
+    def enable_journal(self, *, position: Callable[[], Any] | None = None,
+                       adopt: int | None = None) -> None:
+        """Commit each part as it closes (its commit record: records, bytes, sha256 and
+        ``position()`` after its last record). ``adopt=n`` keeps the first ``n`` parts an
+        earlier attempt committed here (a resume; ``-1``: all of them) and forgets any later
+        ones; ``adopt=None`` forgets them all (a fresh start). An abort keeps committed parts.
+
+        >>> w = to_storage("memory://doc/journal/", gzip=False)
+        >>> w.enable_journal(position=lambda: {"line": 1})
+        >>> w.write({"a": 1}); w.close_part(); [(c.index, c.position) for c in w.ended]
+        [(0, {'line': 1})]
+        """
+        self.journal = True
+        self.position_fn = position
+        self._adopt = adopt
+
+    def committed_parts(self) -> int:
+        """Parts committed at the prefix so far (adopted ones included)."""
+        if self._root is None:
+            return max(self._adopt or 0, 0)
+        return len(self._parts)
+
+    def checkpoint(self) -> int:
+        """Close the open part (writing its commit record) so everything written so far is
+        durable; returns `committed_parts`."""
+        if self.holds_part:
+            self.close_part()
+        return self.committed_parts()
 
     def __repr__(self) -> str:
         fn = "dlq_sink" if self.kind == "dlq" else "to_storage"
@@ -104,6 +150,10 @@ class PartsWriter:
         self._part_records = 0
         self._part_bytes = 0
         self._buf_records = 0
+        self._part_position: Any = None
+        self._commits: list[PartCommit] = []
+        self._adopted_records = 0
+        self._adopted_bytes = 0
 
     def _where(self) -> str:
         """The prefix, for messages and logs (credentials masked)."""
@@ -129,6 +179,13 @@ class PartsWriter:
             raise StorageError(f"cannot prepare {self.kind} prefix {mask_url(self.uri)}: "
                                f"{exc}") from exc
         self._fs, self._root = fs, root
+        if self.journal:
+            try:
+                self._open_journal()
+            except OSError as exc:
+                self._root = None
+                raise StorageError(f"cannot read the commit records of {self.kind} prefix "
+                                   f"{mask_url(url_of(fs, root, self.uri))}: {exc}") from exc
         if self.commit_empty:
             try:
                 self._make_dirs()
@@ -136,6 +193,23 @@ class PartsWriter:
                 where = self._where()
                 self._root = None
                 raise StorageError(f"cannot prepare {self.kind} prefix {where}: {exc}") from exc
+
+    def _open_journal(self) -> None:
+        """Adopt the committed parts a resume keeps, forget the others."""
+        fs, root = self._fs, self._root
+        assert root is not None
+        keep: list[PartCommit] = []
+        if self._adopt is not None:
+            commits = read_commits(fs, root)
+            keep = commits if self._adopt < 0 else commits[:self._adopt]
+        clear_commits(fs, root, keep=len(keep))
+        self._commits = list(keep)
+        self._parts = [c.info() for c in keep]
+        self._adopted_records = sum(c.records for c in keep)
+        self._adopted_bytes = sum(c.bytes for c in keep)
+        self.ended = []
+        if keep:
+            self._part_position = keep[-1].position
 
     def _make_dirs(self) -> None:
         # object stores have no directories, and their makedirs would create the bucket
@@ -194,6 +268,10 @@ class PartsWriter:
         self._buf.clear()
         self._buf_len = 0
         self._buf_records = 0
+        if self.position_fn is not None:
+            # the buffer ends at the last record written: the source stands right after it
+            self._part_position = _snapshot(self.position_fn())
+        fault_point("flush")
 
     def _end_part(self) -> None:
         if self._zip is not None:
@@ -212,6 +290,17 @@ class PartsWriter:
             self._written.remove(info.path)
             info = attrs.evolve(info, path=same)
         self._parts.append(info)
+        if self.journal:
+            fault_point("part_closed")
+            commit = PartCommit(index=len(self._parts) - 1, path=info.path,
+                                records=info.records, bytes=info.bytes, sha256=info.sha256,
+                                position=self._part_position)
+            write_commit(self._fs, self._root or "", commit)
+            if info.path in self._written:
+                self._written.remove(info.path)  # committed: an abort keeps it
+            self._commits.append(commit)
+            self.ended.append(commit)
+            fault_point("part_committed")
 
     def _same_as_old(self, index: int, info: PartInfo) -> str | None:
         """The name of the old commit's part ``index`` if it holds exactly ``info``'s bytes."""
@@ -237,7 +326,14 @@ class PartsWriter:
     # -- the Writer protocol -----------------------------------------------------------------
     def write(self, record: Any) -> None:
         """Append one record (raises ``TypeError`` if it cannot be encoded; nothing is written)."""
-        line = self.encode(record)
+        self._append(self.encode(record))
+
+    def write_dead_letter(self, letter: DeadLetter) -> None:
+        """Append a dead letter that passed by, tagged (`from_storage` yields it back as
+        ``Failure(DeadLetter)``), so replaying the part replays it too."""
+        self._append(dumps_line_lenient({DEAD_LETTER_KEY: letter.to_dict()}))
+
+    def _append(self, line: bytes) -> None:
         if self._root is None:
             self.prepare()
         self._buf.append(line)
@@ -277,7 +373,9 @@ class PartsWriter:
     def commit(self) -> int:
         """Close the last part and write the manifest; the prefix is valid from now on.
         Returns the number of records committed (0 for a dead-letter writer with none)."""
-        if not self.commit_empty and self._records == 0:
+        if self.journal and self._adopt is not None and self._root is None:
+            self.prepare()  # parts adopted from an earlier attempt need their manifest
+        if not self.commit_empty and self._records == 0 and not self._parts:
             self._reset()  # a dead-letter writer with nothing to say writes nothing at all
             return 0
         if self._root is None:
@@ -295,6 +393,7 @@ class PartsWriter:
                 compression="gzip" if self.gzip else None,
                 parts=tuple(self._parts),
             )
+            fault_point("manifest")
             self._write_manifest(manifest)
         except OSError as exc:
             where = self._where()
@@ -305,11 +404,12 @@ class PartsWriter:
             raise
         self._written.clear()  # the parts belong to the commit now
         self._remove_stale(manifest)
-        self.stats.add(n_in=manifest.records, n_out=manifest.records, bytes=manifest.bytes)
+        new = manifest.records - self._adopted_records  # this attempt's own records
+        self.stats.add(n_in=new, n_out=new, bytes=manifest.bytes - self._adopted_bytes)
         self.last_manifest = manifest
         self.last_uri = self._url(self._root)
         self._reset()
-        return manifest.records
+        return new
 
     def _url(self, root: str | None) -> str:
         if root is None:
@@ -325,6 +425,7 @@ class PartsWriter:
             # a rename replaces the old manifest in one step; readers see old or new, never half
             tmp = f"{path}.{token_hex(4)}.tmp"
             self._fs.pipe_file(tmp, data)
+            fault_point("manifest_tmp")
             self._fs.mv(tmp, path)
         else:
             self._fs.pipe_file(path, data)  # one PUT: the object is replaced whole
