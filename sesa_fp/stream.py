@@ -399,12 +399,12 @@ class _Tee(Stage):
                             item = Failure(DeadLetter.from_exception(item, exc, stage=self.name))
                             write_dead(item.failure())
                             failed += 1
-                    if ended:  # parts closed by this write hold only earlier records
+                    n_out += 1
+                    yield item
+                    if ended:  # a part closed by this write ends with this very record
                         for commit in ended:
                             yield Failure(_mark(commit))
                         ended.clear()
-                    n_out += 1
-                    yield item
             except BaseException as exc:
                 self.stats.add(n_in=n_in + self.replayed, n_out=n_out + self.replayed,
                                failed=failed)

@@ -257,8 +257,8 @@ class PartsWriter:
     def _flush(self) -> None:
         if not self._buf:
             return
-        if self._file is not None and self._part_bytes + self._buf_len > self.part_max_bytes \
-                and self._part_records:
+        if not self.journal and self._file is not None and self._part_records \
+                and self._part_bytes + self._buf_len > self.part_max_bytes:
             self._end_part()
         if self._file is None:
             self._start_part()
@@ -272,6 +272,10 @@ class PartsWriter:
             # the buffer ends at the last record written: the source stands right after it
             self._part_position = _snapshot(self.position_fn())
         fault_point("flush")
+        if self.journal and self._part_bytes >= self.part_max_bytes:
+            # in journal mode a part ends right after the record just written, so its mark
+            # can follow that record down the stream, before any record of the next part
+            self._end_part()
 
     def _end_part(self) -> None:
         if self._zip is not None:
