@@ -25,6 +25,8 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the YAML job")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="template variable NAME=VALUE")]
 ProgressOpt = Annotated[bool | None, typer.Option("--progress/--no-progress",
                                                   help="progress bar (default: on a terminal)")]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="start over: forget the committed "
+                                        "staging parts and the load ledger of this run")]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DLQ = 0, 1, 2, 3
 
@@ -68,14 +70,14 @@ def _raise_run_failure(exc: BaseException) -> NoReturn:
     raise exc
 
 
-def _run_built(built: Any, progress: bool | None) -> None:
+def _run_built(built: Any, progress: bool | None, fresh: bool = False) -> None:
     from sesa_fp.logs import configure_logging
     from sesa_fp.report import run
 
     configure_logging(stream=sys.stderr)
     try:
         report = run(built.pipeline, job=built.spec.job_name,
-                     progress="auto" if progress is None else progress)
+                     progress="auto" if progress is None else progress, fresh=fresh)
     except BaseException as exc:
         partial = getattr(exc, "report", None)
         if partial is not None:  # what was committed before the failure, for the scheduler
@@ -96,9 +98,11 @@ def _run_built(built: Any, progress: bool | None) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None) -> None:
-    """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
-    _run_built(_build(config, set_), progress)
+def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
+        fresh: FreshOpt = False) -> None:
+    """Run a job: extract, stage, transform, load; dead letters to the DLQ. A rerun of the
+    same run (same staging prefix) resumes from its committed parts; --fresh starts over."""
+    _run_built(_build(config, set_), progress, fresh)
 
 
 
@@ -162,9 +166,11 @@ def replay(
                                               "(default: the job's storage.uri)")] = None,
     set_: SetOpt = None,
     progress: ProgressOpt = None,
+    fresh: FreshOpt = False,
 ) -> None:
-    """Load a committed staging prefix through the job's transforms and loader."""
-    _run_built(_build(config, set_, replay=True, replay_from=from_), progress)
+    """Load a committed staging prefix through the job's transforms and loader; parts the
+    load ledger names as loaded are skipped (--fresh loads them all again)."""
+    _run_built(_build(config, set_, replay=True, replay_from=from_), progress, fresh)
 
 
 @app.command()

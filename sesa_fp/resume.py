@@ -77,7 +77,8 @@ def _ledger_ok(pipeline: Pipeline) -> bool:
         kind = getattr(st, "kind", None)
         if kind == "loader" and not getattr(st, "resume_safe", False):
             return False
-        if kind == "partition" and not callable(getattr(st.dlq, "enable_journal", None)):
+        if kind == "partition" and not callable(getattr(getattr(st, "dlq", None),
+                                                         "enable_journal", None)):
             return False
     return True
 
@@ -89,10 +90,11 @@ def _setup_sinks(pipeline: Pipeline, ledger: LoadLedger, run_id: str, ok: bool,
     for st in pipeline.stages:
         if getattr(st, "kind", None) != "partition":
             continue
-        enable = getattr(st.dlq, "enable_journal", None)
+        dlq: Any = getattr(st, "dlq", None)
+        enable = getattr(dlq, "enable_journal", None)
         if callable(enable):
-            location = getattr(st.dlq, "location", None)
-            key = location() if callable(location) else repr(st.dlq)
+            location = getattr(dlq, "location", None)
+            key = location() if callable(location) else repr(dlq)
             enable(adopt=None if sinks is None or not ok else max(sinks.get(key, 0), 0))
 
     def on_mark(mark: PartMark, good: int, dead: int) -> None:
@@ -152,12 +154,8 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
     if fresh or not commits:
         ledger.clear()
     ok = _ledger_ok(pipeline)
-    if state is not None and not state.get("complete") and (commits or ledger.entries()):
-        rid = str(state["run_id"])
-    elif state is not None and state.get("complete") and commits:
-        rid = str(state["run_id"])
-    else:
-        rid = run_id or new_run_id()
+    # the same logical run as long as there is something of it to continue from
+    rid = str(state["run_id"]) if state is not None and commits else (run_id or new_run_id())
     entries = ledger.entries() if commits else {}
     by_index = {c.index: c for c in commits}
     loaded = {i for i, e in entries.items()
@@ -181,7 +179,7 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
     else:
         tee.replay, tee.skip_upstream = [], False
     del stages_before
-    src = pipeline.source
+    src: Any = pipeline.source
     writer.enable_journal(position=lambda: src.position, adopt=len(commits) if commits else None)
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if commits else None)
     ledger.set_run_state(rid, complete=False)

@@ -627,6 +627,7 @@ def sql_source(
     except sa.exc.NoSuchModuleError as exc:
         raise ConfigError(f"sql_source: unknown database URL scheme {u.drivername!r}") from exc
     return SqlSource(url=u, password=secret, query=query, params=params, chunk_size=chunk_size,
-                     partition_on=partition_on, partitions=partitions, after=after if start is None else start, part=None,
+                     partition_on=partition_on, partitions=partitions,
+                     after=after if start is None else start, part=None,
                      max_retries=max_retries, retry_backoff=retry_backoff,
                      connect_args=connect_args, connect_timeout=connect_timeout)

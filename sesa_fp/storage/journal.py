@@ -11,6 +11,7 @@ reader sees a whole record or none.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from secrets import token_hex
 from typing import Any
@@ -39,15 +40,16 @@ class PartCommit:
     index: int
     path: str
     records: int
-    bytes: int
+    bytes: builtins.int
     sha256: str
     position: Any = None
+    dead_letters: int = 0
 
     def info(self) -> PartInfo:
         """The manifest's view of this part."""
-        return PartInfo(self.path, self.records, self.bytes, self.sha256)
+        return PartInfo(self.path, self.records, self.bytes, self.sha256, self.dead_letters)
 
-    def to_json(self) -> bytes:
+    def to_json(self) -> builtins.bytes:
         """The commit record's bytes."""
         return orjson.dumps(_converter.unstructure(self))
 

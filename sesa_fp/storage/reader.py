@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import fsspec
-
 from returns.result import Failure
 
 from sesa_fp.codec import loads
@@ -97,7 +96,10 @@ class StorageSource:
             if part.path in self.skip:
                 continue
             self._part, self._record = index, 0
-            it = read_part(fs, root, part, manifest.compression, self.uri)
+            # dead letters a staging writer kept are the killed run's to replay, not a
+            # replay's: they were dead-lettered when the records were read
+            it = read_part(fs, root, part, manifest.compression, self.uri,
+                           dead_letters=False)
             for item in it:
                 self._record += 1
                 if self._record <= skip:
@@ -106,14 +108,15 @@ class StorageSource:
             skip = 0
             if self.marks:
                 self.marks_sent += 1
-                yield Failure(PartMark(path=part.path, index=index, records=part.records,
+                yield Failure(PartMark(path=part.path, index=index,
+                                       records=part.records - part.dead_letters,
                                        sha256=part.sha256))
 
 
 def read_part(fs: Any, root: str, part: PartInfo, compression: str | None,
-              where: str) -> Iterator[Any]:
+              where: str, *, dead_letters: bool = True) -> Iterator[Any]:
     """The records of one part, checked against its size and sha256 first; a staged dead
-    letter comes back as ``Failure(DeadLetter)``."""
+    letter comes back as ``Failure(DeadLetter)`` (left out with ``dead_letters=False``)."""
     path = join_path(root, part.path)
     try:
         data = fs.cat_file(path)
@@ -135,7 +138,8 @@ def read_part(fs: Any, root: str, part: PartInfo, compression: str | None,
         n += 1
         rec = loads(line)
         if type(rec) is dict and len(rec) == 1 and DEAD_LETTER_KEY in rec:
-            yield Failure(_dead_letter(rec[DEAD_LETTER_KEY]))
+            if dead_letters:
+                yield Failure(_dead_letter(rec[DEAD_LETTER_KEY]))
             continue
         yield rec
     if n != part.records:

@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 import fsspec
-
 import orjson
 
 from sesa_fp.codec import dumps_line, dumps_line_lenient
@@ -151,6 +150,8 @@ class PartsWriter:
         self._part_bytes = 0
         self._buf_records = 0
         self._part_position: Any = None
+        self._part_dead = 0
+        self._buf_dead = 0
         self._commits: list[PartCommit] = []
         self._adopted_records = 0
         self._adopted_bytes = 0
@@ -205,7 +206,7 @@ class PartsWriter:
         clear_commits(fs, root, keep=len(keep))
         self._commits = list(keep)
         self._parts = [c.info() for c in keep]
-        self._adopted_records = sum(c.records for c in keep)
+        self._adopted_records = sum(c.records - c.dead_letters for c in keep)
         self._adopted_bytes = sum(c.bytes for c in keep)
         self.ended = []
         if keep:
@@ -247,6 +248,7 @@ class PartsWriter:
         self._zip = zlib.compressobj(6, zlib.DEFLATED, 31) if self.gzip else None
         self._part_records = 0
         self._part_bytes = 0
+        self._part_dead = 0
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -265,9 +267,11 @@ class PartsWriter:
         data = b"".join(self._buf)
         self._emit(self._zip.compress(data) if self._zip is not None else data)
         self._part_records += self._buf_records
+        self._part_dead += self._buf_dead
         self._buf.clear()
         self._buf_len = 0
         self._buf_records = 0
+        self._buf_dead = 0
         if self.position_fn is not None:
             # the buffer ends at the last record written: the source stands right after it
             self._part_position = _snapshot(self.position_fn())
@@ -284,7 +288,7 @@ class PartsWriter:
         self._file = None
         self._zip = None  # a closed part keeps no compressor state (~300 KB each)
         info = PartInfo(self._part_name, self._part_records, self._part_bytes,
-                        self._sha.hexdigest())
+                        self._sha.hexdigest(), self._part_dead)
         self._sha = None
         same = self._same_as_old(len(self._parts), info)
         if same is not None:
@@ -298,7 +302,7 @@ class PartsWriter:
             fault_point("part_closed")
             commit = PartCommit(index=len(self._parts) - 1, path=info.path,
                                 records=info.records, bytes=info.bytes, sha256=info.sha256,
-                                position=self._part_position)
+                                position=self._part_position, dead_letters=info.dead_letters)
             write_commit(self._fs, self._root or "", commit)
             if info.path in self._written:
                 self._written.remove(info.path)  # committed: an abort keeps it
@@ -332,10 +336,14 @@ class PartsWriter:
         """Append one record (raises ``TypeError`` if it cannot be encoded; nothing is written)."""
         self._append(self.encode(record))
 
-    def write_dead_letter(self, letter: DeadLetter) -> None:
+    def write_dead_letter(self, letter: Any) -> None:
         """Append a dead letter that passed by, tagged (`from_storage` yields it back as
         ``Failure(DeadLetter)``), so replaying the part replays it too."""
-        self._append(dumps_line_lenient({DEAD_LETTER_KEY: letter.to_dict()}))
+        body = letter.to_dict() if isinstance(letter, DeadLetter) else letter
+        line = dumps_line_lenient({DEAD_LETTER_KEY: body})
+        self._buf_dead += 1  # a line, not a record
+        self._records -= 1
+        self._append(line)
 
     def _append(self, line: bytes) -> None:
         if self._root is None:
@@ -408,7 +416,8 @@ class PartsWriter:
             raise
         self._written.clear()  # the parts belong to the commit now
         self._remove_stale(manifest)
-        new = manifest.records - self._adopted_records  # this attempt's own records
+        # this attempt's own records (staged dead letters are lines, not records)
+        new = manifest.records - manifest.dead_letters - self._adopted_records
         self.stats.add(n_in=new, n_out=new, bytes=manifest.bytes - self._adopted_bytes)
         self.last_manifest = manifest
         self.last_uri = self._url(self._root)
@@ -476,7 +485,7 @@ class PartsWriter:
         return {
             "kind": self.kind,
             "uri": mask_url(self.last_uri or self.uri),
-            "records": m.records if m else 0,
+            "records": m.records - m.dead_letters if m else 0,
             "bytes": m.bytes if m else 0,
             "parts": len(m.parts) if m else 0,
         }
