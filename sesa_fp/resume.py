@@ -203,7 +203,7 @@ def _plan_replay(pipeline: Pipeline, *, fresh: bool, run_id: str | None) -> Resu
     source.marks = True
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if done else None)
     ledger.set_run_state(rid, complete=False, name="_replay")
-    skipped = sum(p.records for p in manifest.parts if p.path in done)
+    skipped = sum(p.records - p.dead_letters for p in manifest.parts if p.path in done)
     if done:
         log_event("replay_resumed", run_id=rid, loaded_parts=len(done),
                   parts=len(manifest.parts))
