@@ -71,7 +71,7 @@ def build(cfg: dict[str, Any]) -> Any:
                        storage_options=so)),
         stage(enrich, errors=(ValueError,)),
         load_es(hosts=[cfg["search_url"]], dataset=cfg["target_index"],
-                id_strategy={"type": "sha256_concat", "fields": ["n"]}, actions_per_batch=40,
+                id_strategy={"type": "sha256_concat", "fields": ["n"]}, actions_per_batch=250,
                 concurrency=2),
         partition(dlq_sink(cfg["dlq"], storage_options=so)),
     )

@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from sesa_fp.storage.ledger import LoadLedger
 from sesa_fp.stream import partition
 
 JOB = Path(__file__).with_name("resume_job.py")
-N = 1500
+N = 600
 #: crash points an attempt on S3 can reach (``manifest_tmp`` is local storage only)
 POINTS = ("flush", "flush", "part_closed", "part_committed", "marked", "marked", "manifest")
 
@@ -161,60 +162,83 @@ def _dead_letters(uri: str, so: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _kill_run(cfg: dict[str, Any], kills: list[str], clean: dict[str, Any],
-              search_admin: Any, so: dict[str, Any]) -> int:
-    """Kill attempts at ``kills`` in turn until one finishes, then a last clean attempt if
-    needed; check everything against the clean run. Returns the kills that landed."""
-    landed = 0
-    reads = Path(cfg["reads"])
-    for kill in [*kills, None]:
-        proc = _attempt(cfg, kill)
-        if proc.returncode == 0:
-            report = json.loads(proc.stdout.strip().splitlines()[-1])
-            assert report["conserved"], report
-            break
-        assert proc.returncode == -9, proc.stderr[-2000:]
-        landed += 1
-    else:  # pragma: no cover - the last attempt has no kill point
-        raise AssertionError("never finished")
+def _check(cfg: dict[str, Any], clean: dict[str, Any], landed: int, search_admin: Any,
+           so: dict[str, Any]) -> None:
+    """A finished logical run against the clean run: same target, each dead letter once,
+    and the records read over all its attempts within one part and the in-flight window
+    per kill of the total."""
     assert search_admin.docs(cfg["target_index"]) == clean["docs"]
     dead = _dead_letters(cfg["dlq"], so)
     assert sorted(dead) == clean["dead"] and len(set(dead)) == len(dead)
     commits = read_commits(*fsspec.core.url_to_fs(cfg["staging"], **so))
     part = max(c.records for c in commits)
     window = 32 + 2 if cfg["mode"] == "es" else 0  # the merge's queue and one per thread
-    assert reads.stat().st_size <= clean["reads"] + landed * (part + window)
-    return landed
+    assert Path(cfg["reads"]).stat().st_size <= clean["reads"] + landed * (part + window)
 
 
-@pytest.mark.timeout(240)
+def _kill_runs(make_cfg: Any, kills: list[str], clean: dict[str, Any], search_admin: Any,
+               so: dict[str, Any]) -> int:
+    """Attempts killed at ``kills`` in turn, each resuming the one before; a logical run
+    that finishes is checked and the next kill starts a new one. Returns the kills that
+    landed."""
+    landed = run_kills = 0
+    k = 0
+    cfg = make_cfg(k)
+    pending = list(kills)
+    while True:
+        kill = pending.pop(0) if pending else None
+        proc = _attempt(cfg, kill)
+        if proc.returncode == -9:
+            landed += 1
+            run_kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert report["conserved"], report
+        _check(cfg, clean, run_kills, search_admin, so)
+        if not pending:
+            return landed
+        k, run_kills = k + 1, 0
+        cfg = make_cfg(k)
+
+
+@pytest.mark.timeout(420)
 def test_killed_runs_resume_to_the_clean_result(tmp_path: Path, s3_bucket: Any,
                                                 search_url: str, search_admin: Any) -> None:
     bucket, so = s3_bucket
     rng = random.Random(8)
     bad = _write_input(tmp_path / "in.jsonl")
     src_index = search_admin.new_index("resume-src", number_of_shards=2)
-    search_admin.seed(src_index, [(f"d{i}", {"n": i, "text": f"doc {i}"}) for i in range(1200)])
-    total = 0
-    for mode in ("jsonl", "es"):
-        def cfg(name: str, mode: str = mode) -> dict[str, Any]:
-            return {"mode": mode, "input": str(tmp_path / "in.jsonl"), "search_url": search_url,
-                    "source_index": src_index, "target_index": search_admin.new_index(name),
-                    "staging": f"s3://{bucket}/{name}/staging/", "dlq": f"s3://{bucket}/{name}/dlq/",
-                    "reads": str(tmp_path / f"{name}.reads"), "part_max_mb": 0.003,
-                    "storage_options": so}
+    search_admin.seed(src_index, [(f"d{i}", {"n": i, "text": f"doc {i}"}) for i in range(500)])
+    kills = [f"{p}:{rng.randint(1, 8 if p == 'flush' else 2)}"
+             for p in rng.choices(POINTS, k=20)]
 
-        clean_cfg = cfg(f"{mode}-clean")
+    def cfg(mode: str, name: str) -> dict[str, Any]:
+        return {"mode": mode, "input": str(tmp_path / "in.jsonl"), "search_url": search_url,
+                "source_index": src_index, "target_index": search_admin.new_index(name),
+                "staging": f"s3://{bucket}/{name}/staging/",
+                "dlq": f"s3://{bucket}/{name}/dlq/", "reads": str(tmp_path / f"{name}.reads"),
+                "part_max_mb": 0.004, "storage_options": so}
+
+    def clean_run(mode: str) -> dict[str, Any]:
+        clean_cfg = cfg(mode, f"{mode}-clean")
         proc = _attempt(clean_cfg, None)
         assert proc.returncode == 0, proc.stderr[-2000:]
         clean = {"docs": search_admin.docs(clean_cfg["target_index"]),
                  "dead": sorted(_dead_letters(clean_cfg["dlq"], so)),
                  "reads": Path(clean_cfg["reads"]).stat().st_size}
-        assert clean["reads"] == (N + bad if mode == "jsonl" else 1200)
+        total = N if mode == "jsonl" else 500
+        assert clean["reads"] == total + (bad if mode == "jsonl" else 0)
         assert len(clean["dead"]) == (bad if mode == "jsonl" else 0) + sum(
-            1 for i in range(N if mode == "jsonl" else 1200) if i % 37 == 5)
-        for k in range(2):  # two logical runs, five kill points each
-            kills = [f"{p}:{rng.randint(1, 12 if p == 'flush' else 4)}"
-                     for p in rng.choices(POINTS, k=5)]
-            total += _kill_run(cfg(f"{mode}-{k}"), kills, clean, search_admin, so)
-    assert total >= 12  # most of the 20 points land (a point past the end finishes the run)
+            1 for i in range(total) if i % 37 == 5)
+        return clean
+
+    # each attempt is a process of its own: the two jobs run side by side, ten kills each
+    with ThreadPoolExecutor(2) as pool:
+        cleans = dict(zip(("jsonl", "es"), pool.map(clean_run, ("jsonl", "es")), strict=True))
+        landed = list(pool.map(
+            lambda mode, ks: _kill_runs(lambda k: cfg(mode, f"{mode}-{k}"), ks, cleans[mode],
+                                        search_admin, so),
+            ("jsonl", "es"), (kills[:10], kills[10:])))
+    # a point past the end of what is left finishes a logical run; most land
+    assert sum(landed) >= 12, landed
