@@ -47,6 +47,8 @@ class LogFormat(enum.StrEnum):
 
 LogFormatOpt = Annotated[LogFormat, typer.Option(
     "--log-format", help="auto (text on a terminal, else JSON), json or text")]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="start over: forget the committed "
+                                        "staging parts and the load ledger of this run")]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_DLQ = 0, 1, 2, 3
 
@@ -118,7 +120,7 @@ def _export_metrics(report: Any, built: Any, file: Path | None, push: str | None
 def _run_built(built: Any, progress: bool | None, executor: str | None = None,
                partition: int | None = None, run_id: str | None = None,
                log_format: LogFormat = LogFormat.auto, metrics_file: Path | None = None,
-               pushgateway: str | None = None) -> None:
+               pushgateway: str | None = None, fresh: bool = False) -> None:
     from sesa_fp.executors import executor_from_spec
     from sesa_fp.interrupt import exit_code, stop_on_signals
     from sesa_fp.logs import configure_logging
@@ -141,7 +143,7 @@ def _run_built(built: Any, progress: bool | None, executor: str | None = None,
     try:
         with stop_on_signals():
             report = run(pipeline, job=built.spec.job_name, run_id=run_id, executor=runner,
-                         progress="auto" if progress is None else progress)
+                         progress="auto" if progress is None else progress, fresh=fresh)
     except BaseException as exc:
         partial = getattr(exc, "report", None)
         if partial is not None:  # what was committed before the failure, for the scheduler
@@ -176,10 +178,12 @@ RunIdOpt = Annotated[str | None, typer.Option(
 def run(config: ConfigOpt, set_: SetOpt = None, progress: ProgressOpt = None,
         executor: ExecutorOpt = None, partition: PartitionOpt = None,
         run_id: RunIdOpt = None, log_format: LogFormatOpt = LogFormat.auto,
-        metrics_file: MetricsFileOpt = None, pushgateway: PushgatewayOpt = None) -> None:
-    """Run a job: extract, stage, transform, load; dead letters to the DLQ."""
+        metrics_file: MetricsFileOpt = None, pushgateway: PushgatewayOpt = None,
+        fresh: FreshOpt = False) -> None:
+    """Run a job: extract, stage, transform, load; dead letters to the DLQ. A rerun of the
+    same run (same staging prefix) resumes from its committed parts; --fresh starts over."""
     _run_built(_build(config, set_), progress, executor, partition, run_id, log_format,
-               metrics_file, pushgateway)
+               metrics_file, pushgateway, fresh)
 
 
 @app.command()
@@ -313,9 +317,11 @@ def replay(
     log_format: LogFormatOpt = LogFormat.auto,
     metrics_file: MetricsFileOpt = None,
     pushgateway: PushgatewayOpt = None,
+    fresh: FreshOpt = False,
 ) -> None:
     """Load a committed staging prefix (or, with --dead-letters, the dead letters of a DLQ)
-    through the job's transforms and loader."""
+    through the job's transforms and loader; parts the load ledger names as loaded are
+    skipped (--fresh loads them all again)."""
     if dead_letters is not None:
         if from_ is not None:
             raise _fail(EXIT_CONFIG, "give --from (a staging prefix) or --dead-letters (a DLQ "
@@ -324,7 +330,8 @@ def replay(
                    log_format=log_format, metrics_file=metrics_file, pushgateway=pushgateway)
         return
     _run_built(_build(config, set_, replay=True, replay_from=from_), progress,
-               log_format=log_format, metrics_file=metrics_file, pushgateway=pushgateway)
+               log_format=log_format, metrics_file=metrics_file, pushgateway=pushgateway,
+               fresh=fresh)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from typing import Any
 
 from returns.result import Failure
 
-from sesa_fp.errors import SesaError, StageError
+from sesa_fp.errors import ConfigError, SesaError, StageError
 from sesa_fp.stats import Stage, refuse_sinks
 
 __all__ = ["Merge", "WorkerScope", "map_concurrent", "merge", "worker_scope"]
@@ -271,14 +271,46 @@ def map_concurrent(
 _DONE = object()
 
 
+class _At:
+    """An item on its way through a merge's queue, with its source's position after it."""
+
+    __slots__ = ("i", "item", "pos")
+
+    def __init__(self, i: int, pos: Any, item: Any) -> None:
+        self.i, self.pos, self.item = i, pos, item
+
+
 class Merge:
-    """Several sources read at once, one thread each, into one stream (see `merge`)."""
+    """Several sources read at once, one thread each, into one stream (see `merge`).
+
+    When every source has a position (`sesa_fp.position`), so has the merge: the list of
+    their positions as of the last item it yielded, items waiting in its queue not counted.
+    """
 
     def __init__(self, sources: tuple[Iterable[Any], ...], window: int) -> None:
+        from sesa_fp.position import resumable
+
         self.sources = sources
         self.window = window
         self.counts = [0] * len(sources)  # items read from each source (last iteration)
         self._lock = threading.Lock()
+        self.resumable = all(resumable(s) for s in sources)
+        self._pos: list[Any] = [getattr(s, "position", None) for s in sources] \
+            if self.resumable else []
+
+    @property
+    def position(self) -> list[Any] | None:
+        """Each source's position after the last item this merge yielded (None when a
+        source has none)."""
+        return list(self._pos) if self.resumable else None
+
+    def resume(self, start: list[Any]) -> Merge:
+        """The same merge, each source resumed from its entry of ``start``."""
+        if not isinstance(start, list) or len(start) != len(self.sources):
+            raise ConfigError(f"merge: start={start!r} is not a position of "
+                              f"{len(self.sources)} sources")
+        return Merge(tuple(s if p is None else s.resume(p)  # type: ignore[attr-defined]
+                           for s, p in zip(self.sources, start, strict=True)), self.window)
 
     def __repr__(self) -> str:
         extra = "" if self.window == 1000 else f", window={self.window}"
@@ -305,10 +337,17 @@ class Merge:
         it = iter(source)
         n = 0
         try:
-            for item in it:
-                n += 1
-                if not put(item):
-                    return
+            if self.resumable:
+                pos_of = type(source).position.fget  # type: ignore[attr-defined]
+                for item in it:
+                    n += 1
+                    if not put(_At(i, pos_of(source), item)):
+                        return
+            else:
+                for item in it:
+                    n += 1
+                    if not put(item):
+                        return
             put(_DONE)
         except BaseException as exc:
             put((_DONE, exc, source))
@@ -322,6 +361,8 @@ class Merge:
     def _read(self) -> Iterator[Any]:
         q: queue.Queue[Any] = queue.Queue(maxsize=self.window)
         self.counts = [0] * len(self.sources)
+        if self.resumable:
+            self._pos = [getattr(s, "position", None) for s in self.sources]
         group = _ThreadGroup("sesa-merge", self._drain,
                              [(i, q) for i in range(len(self.sources))])
         try:
@@ -329,7 +370,10 @@ class Merge:
                 running = len(group.threads)
                 while running:
                     item = q.get()
-                    if item is _DONE:
+                    if type(item) is _At:
+                        self._pos[item.i] = item.pos
+                        yield item.item
+                    elif item is _DONE:
                         running -= 1
                     elif type(item) is tuple and len(item) == 3 and item[0] is _DONE:
                         _, exc, source = item

@@ -70,6 +70,13 @@ class RunReport:
     outputs: tuple[dict[str, Any], ...]
     #: dead letters sent to the dead-letter writers, by stage and error type, most first
     dead_letter_kinds: tuple[dict[str, Any], ...] = ()
+    #: a resumed run (`sesa_fp.resume`): committed parts replayed from staging instead of
+    #: extracted again, and their records (counted in ``read``); parts an earlier attempt
+    #: already loaded, skipped, and their records (not counted in ``read``)
+    resumed_parts: int = 0
+    resumed_records: int = 0
+    skipped_parts: int = 0
+    skipped_records: int = 0
 
     @property
     def accounted(self) -> int:
@@ -115,6 +122,10 @@ class RunReport:
                 f"  {s['name'][:60]:<60} in {s['in']:>9} out {s['out']:>9}"
                 f" dropped {s['dropped']:>7} failed {s['failed']:>7}"
             )
+        if self.resumed_parts or self.skipped_parts:
+            lines.append(f"  resumed: {self.resumed_parts} parts ({self.resumed_records} rec) "
+                         f"replayed from staging, {self.skipped_parts} parts "
+                         f"({self.skipped_records} rec) already loaded")
         for o in self.outputs:
             lines.append(f"  -> {o.get('kind', 'output')}: {o.get('uri')} ({o.get('records')} rec)")
         return "\n".join(lines)
@@ -145,6 +156,29 @@ class _LazyDlq:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self.writer: Any = None
+        self._journal: tuple[int | None] | None = None  # (adopt,) once in journal mode
+
+    def enable_journal(self, *, position: Any = None, adopt: int | None = None) -> None:
+        """Journal mode for the writer made later (see `PartsWriter.enable_journal`)."""
+        self._journal = (adopt,)
+        if self.writer is not None:
+            self.writer.enable_journal(adopt=adopt)
+
+    def checkpoint(self) -> int:
+        """Make the dead letters so far durable; the parts committed."""
+        if self.writer is None:
+            return max((self._journal or (0,))[0] or 0, 0)
+        return int(self.writer.checkpoint())
+
+    def _make(self) -> None:
+        from sesa_fp.storage import dlq_sink
+
+        self.writer = dlq_sink(self.uri)
+        if self._journal is not None:
+            self.writer.enable_journal(adopt=self._journal[0])
+        prepare = getattr(self.writer, "prepare", None)
+        if callable(prepare):
+            prepare()
 
     def __repr__(self) -> str:
         return f"dlq_sink({mask_url(self.uri)!r})"
@@ -160,15 +194,12 @@ class _LazyDlq:
 
     def write(self, item: Any) -> None:
         if self.writer is None:
-            from sesa_fp.storage import dlq_sink
-
-            self.writer = dlq_sink(self.uri)
-            prepare = getattr(self.writer, "prepare", None)
-            if callable(prepare):
-                prepare()
+            self._make()
         self.writer.write(item)
 
     def commit(self) -> int:
+        if self.writer is None and self._journal is not None and (self._journal[0] or 0) > 0:
+            self._make()  # dead letters of an earlier attempt need their manifest
         if self.writer is None:
             return 0
         n = self.writer.commit()
@@ -193,6 +224,7 @@ def run(
     check: bool = True,
     dlq: Any = None,
     executor: Any = None,
+    fresh: bool = False,
 ) -> RunReport:
     """Drain ``stream`` and return a `RunReport` built from what the sinks committed; raise
     `ConservationError` if the sum does not hold.
@@ -202,6 +234,12 @@ def run(
     by default a local dead-letter queue at `default_dlq_uri`, named in the report's outputs
     and in a warning log line. If the run fails, the exception carries the partial report
     (``exc.report``): what was committed before the failure stays committed and counted.
+
+    A pipeline staged right after a source with a lasting position resumes a killed run
+    over the same staging prefix (`sesa_fp.resume`): its committed parts are not extracted
+    again, the parts already loaded are skipped, and the source continues where the last
+    committed part ends; ``fresh=True`` starts over. Replaying a prefix with `from_storage`
+    skips what was loaded the same way.
 
     A progress bar shows on a terminal or in Jupyter (``progress="auto"``), never when output
     is not a TTY. Events are logged as JSON lines (``sesa_fp.logs``).
@@ -235,6 +273,13 @@ def run(
         last = partition(_LazyDlq(default_dlq_uri()) if default else
                          _LazyDlq(dlq) if isinstance(dlq, str) else dlq)
         pipeline = pipe(stream, last)
+    resume = None
+    if counted:
+        from sesa_fp.resume import plan_resume
+
+        resume = plan_resume(pipeline, fresh=fresh, run_id=run_id)
+        if resume is not None:
+            pipeline, run_id = resume.pipeline, resume.run_id
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     log_event("run_started", run_id=run_id, job=job)
@@ -250,7 +295,7 @@ def run(
     except BaseException as exc:
         bar.close()
         report = _report(pipeline, counted, last, run_id, job, started_at,
-                         time.perf_counter() - t0, n, error=exc)
+                         time.perf_counter() - t0, n, error=exc, resume=resume)
         stopped = isinstance(exc, KeyboardInterrupt)  # SIGTERM, Ctrl-C: committed work kept
         log_event("run_interrupted" if stopped else "run_failed",
                   logging.WARNING if stopped else logging.ERROR, run_id=run_id, job=job,
@@ -262,7 +307,9 @@ def run(
         raise
     bar.close()
     report = _report(pipeline, counted, last, run_id, job, started_at,
-                     time.perf_counter() - t0, n)
+                     time.perf_counter() - t0, n, resume=resume)
+    if resume is not None and report.conserved is not False:
+        resume.finished()
     if last is not None and last.stats.committed:
         log_event("dead_letters_at_end", logging.WARNING, run_id=run_id, job=job,
                   dead_letters=last.stats.committed, dlq=repr(last.children()[0]),
@@ -290,7 +337,7 @@ def run(
 
 def _report(pipeline: Pipeline, counted: bool, last: Stage | None, run_id: str, job: str | None,
             started_at: str, elapsed: float, emitted: int,
-            error: BaseException | None = None) -> RunReport:
+            error: BaseException | None = None, resume: Any = None) -> RunReport:
     stats = pipeline.stats()
     loaders = [st for st in pipeline.stages if isinstance(st, Stage) and st.kind == "loader"]
     loaded = loaders[-1].stats.committed if loaders else 0
@@ -298,6 +345,8 @@ def _report(pipeline: Pipeline, counted: bool, last: Stage | None, run_id: str, 
     dead = sum(st.stats.committed for st in pipeline.stages
                if isinstance(st, Stage) and st.kind == "partition")
     read = pipeline.read_count() if counted else None
+    if read is not None and resume is not None:
+        read += resume.resumed_records - resume.marks_read
     delivered = loaded if loaders else emitted
     unaccounted = None if read is None else read - (delivered + dropped + dead)
     conserved = None if unaccounted is None else unaccounted == 0
@@ -324,6 +373,10 @@ def _report(pipeline: Pipeline, counted: bool, last: Stage | None, run_id: str, 
         stages=tuple(s.as_dict() for s in shown),
         outputs=tuple(o for o in _outputs(pipeline) if o),
         dead_letter_kinds=_dead_letter_kinds(pipeline),
+        resumed_parts=0 if resume is None else resume.resumed_parts,
+        resumed_records=0 if resume is None else resume.resumed_records,
+        skipped_parts=0 if resume is None else resume.skipped_parts,
+        skipped_records=0 if resume is None else resume.skipped_records,
     )
 
 

@@ -18,6 +18,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from sesa_fp.errors import SesaError, StageError
+from sesa_fp.marks import PartMark
 from sesa_fp.stats import Stage, StageStats, refuse_sinks
 
 __all__ = [
@@ -185,7 +186,10 @@ def each_record(
             n_in += 1
             t = type(item)
             if t is Failure:
-                n_out += 1
+                if type(item.failure()) is PartMark:
+                    n_in -= 1  # a marker, not a record
+                else:
+                    n_out += 1
                 yield item
                 continue
             if t is Success:

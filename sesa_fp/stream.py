@@ -25,7 +25,8 @@ from sesa_fp.concurrency import (
 )
 from sesa_fp.errors import ConfigError
 from sesa_fp.logs import log_event
-from sesa_fp.result import each_record
+from sesa_fp.marks import PartMark
+from sesa_fp.result import DeadLetter, each_record
 from sesa_fp.secrets import mask_url
 from sesa_fp.stats import Stage, StageStats, refuse_sinks, stats_of, walk
 
@@ -113,6 +114,24 @@ class Pipeline:
     def children(self) -> tuple[Any, ...]:
         """The source and the stages, in order."""
         return (self.source, *self.stages)
+
+    @property
+    def resumable(self) -> bool:
+        """True when the source has a lasting position and every stage is record by record
+        (`stage`), so the source's position is also this pipeline's."""
+        from sesa_fp.position import resumable
+
+        return resumable(self.source) and all(getattr(st, "kind", None) == "stage"
+                                              for st in self.stages)
+
+    @property
+    def position(self) -> Any:
+        """The source's position (see `sesa_fp.position`); None if not `resumable`."""
+        return getattr(self.source, "position", None) if self.resumable else None
+
+    def resume(self, start: Any) -> Pipeline:
+        """The same pipeline over its source resumed from ``start``."""
+        return Pipeline(self.source.resume(start), self.stages)  # type: ignore[attr-defined]
 
     def stats(self) -> list[StageStats]:
         """Counters of the source and of every stage, nested ones included, in order."""
@@ -358,11 +377,70 @@ class _Tee(Stage):
     def __init__(self, writer: Writer) -> None:
         super().__init__(f"tee({writer!r})")
         self.writer = writer
+        # set by a resumed run (sesa_fp.resume): committed parts to pass on before the
+        # source, each as (commit, its items); and whether the source is already drained
+        self.replay: list[tuple[Any, Iterable[Any]]] = []
+        self.skip_upstream = False
+        self.replayed = 0
 
     def children(self) -> tuple[Any, ...]:
         return (self.writer,)
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
+        if getattr(self.writer, "journal", False):
+            return self._journal(upstream)
+        return self._plain(upstream)
+
+    def _journal(self, upstream: Iterable[Any]) -> Iterator[Any]:
+        """A journal-mode writer: each part is committed as it closes, and a `PartMark`
+        follows its last record down the stream; dead letters passing by are staged too."""
+        with self.exclusive():
+            writer: Any = self.writer
+            _prepare(writer)
+            n_in = n_out = failed = 0
+            self.replayed = 0
+            try:
+                for commit, items in self.replay:
+                    for item in items:
+                        self.replayed += 1
+                        yield item
+                    yield Failure(_mark(commit))
+                ended = writer.ended
+                write, write_dead = writer.write, writer.write_dead_letter
+                for item in () if self.skip_upstream else upstream:
+                    n_in += 1
+                    t = type(item)
+                    if t is Failure:
+                        write_dead(item.failure())
+                    else:
+                        if t is Success:
+                            item = item.unwrap()
+                        try:
+                            write(item)
+                        except (TypeError, ValueError) as exc:
+                            item = Failure(DeadLetter.from_exception(item, exc, stage=self.name))
+                            write_dead(item.failure())
+                            failed += 1
+                    n_out += 1
+                    yield item
+                    if ended:  # a part closed by this write ends with this very record
+                        for commit in ended:
+                            yield Failure(_mark(commit))
+                        ended.clear()
+            except BaseException as exc:
+                self.stats.add(n_in=n_in + self.replayed, n_out=n_out + self.replayed,
+                               failed=failed)
+                _quietly(writer.abort, exc, what=f"aborting {writer!r}")
+                raise
+            self.stats.add(n_in=n_in + self.replayed, n_out=n_out + self.replayed,
+                           failed=failed)
+            n = writer.commit()
+            self.stats.add(committed=n)
+            for commit in writer.ended:
+                yield Failure(_mark(commit))
+            writer.ended.clear()
+
+    def _plain(self, upstream: Iterable[Any]) -> Iterator[Any]:
         with self.exclusive():
             writer = self.writer
             _prepare(writer)  # before the first record is pulled: a missing bucket fails now
@@ -378,6 +456,11 @@ class _Tee(Stage):
             n = writer.commit()
             written = self.stats.n_out - written
             self.stats.add(committed=n if isinstance(n, int) else written)
+
+
+def _mark(commit: Any) -> PartMark:
+    return PartMark(path=commit.path, index=commit.index, records=commit.records,
+                    sha256=commit.sha256)
 
 
 def tee(writer: Writer | Callable[[Any], Any]) -> Stage:
@@ -400,6 +483,9 @@ class _Partition(Stage):
         self.dlq = dlq
         # dead letters sent in the last stream, by (stage, error type), for the report
         self.kinds: Counter[tuple[str, str]] = Counter()
+        # set by a resumable run on the last partition: called with each part's mark and
+        # the good records and dead letters that came since the previous mark
+        self.on_mark: Callable[[PartMark, int, int], None] | None = None
 
     def children(self) -> tuple[Any, ...]:
         return (self.dlq,)
@@ -411,12 +497,20 @@ class _Partition(Stage):
             write = dlq.write
             kinds = self.kinds = Counter()
             n_in = sent = 0
+            at_mark = (0, 0)  # (records, dead letters) when the last mark passed
             try:
                 for item in upstream:
                     n_in += 1
                     t = type(item)
                     if t is Failure:
                         letter = item.failure()
+                        if type(letter) is PartMark:
+                            n_in -= 1
+                            self._mark(letter, n_in - at_mark[0], sent - at_mark[1])
+                            at_mark = (n_in, sent)
+                            if self.on_mark is None:
+                                yield item  # a later partition finishes the part
+                            continue
                         write(letter)
                         sent += 1
                         kinds[(getattr(letter, "stage", "?"),
@@ -432,6 +526,16 @@ class _Partition(Stage):
                 raise
             self.stats.add(n_in=n_in, n_out=n_in - sent, failed=sent)
             self._commit(sent)
+
+    def _mark(self, mark: PartMark, records: int, dead: int) -> None:
+        """A part's records have all passed: make its dead letters durable, note how many
+        parts the dead-letter writer holds, and (last partition) record the part."""
+        checkpoint = getattr(self.dlq, "checkpoint", None)
+        location = getattr(self.dlq, "location", None)
+        key = location() if callable(location) else repr(self.dlq)
+        mark.sinks[key] = checkpoint() if callable(checkpoint) else -1
+        if self.on_mark is not None:
+            self.on_mark(mark, records - dead, dead)
 
     def _commit(self, sent: int) -> None:
         n = self.dlq.commit()

@@ -35,6 +35,7 @@ from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError
 from sesa_fp.ids import id_strategy as make_id_fn
 from sesa_fp.logs import log_event
+from sesa_fp.marks import PartMark
 from sesa_fp.result import DeadLetter, each_record
 from sesa_fp.search import (
     SearchClient,
@@ -131,6 +132,8 @@ class SearchLoader(Stage):
 
     kind = "loader"
     sink: ClassVar[bool] = True
+    #: a record it yields is acknowledged by the engine: a resumed run may trust it
+    resume_safe: ClassVar[bool] = True
 
     def __init__(self, *, config: SearchConfig, dataset: str,
                  id_spec: Mapping[str, Any] | str | None, actions_per_batch: int,
@@ -468,8 +471,12 @@ class SearchLoader(Stage):
                 for done in loaded:
                     failed += done.failed
                     for out in done.items:
-                        if type(out) is _Action:  # never sent: the load stopped
+                        t = type(out)
+                        if t is _Action:  # never sent: the load stopped
                             unsent += 1
+                        elif t is Failure and type(out.failure()) is PartMark:
+                            if not unsent:  # a part with unsent records is not loaded
+                                yield out
                         else:
                             n_out += 1
                             yield out

@@ -406,6 +406,7 @@ class HttpSource:
         self._done = False
         self.pages = 0  # pages read in the last iteration
         self._parts: list[HttpSource] = []
+        self._merge: Any = None
         if self.partition_specs is not None:
             starts: list[Any] = [None] * len(self.partition_specs)
             if self.start is not None:
@@ -493,7 +494,10 @@ class HttpSource:
         request of a page and the records of it already yielded), ``{"done": True}`` after
         the last page, or the ``start`` given (None: the beginning) before the first."""
         if self._parts:
-            return {"partitions": [p.position for p in self._parts]}
+            # as of the last record the merge yielded (not what waits in its queue)
+            at = self._merge.position if self._merge is not None else None
+            return {"partitions": at if at is not None else
+                    [p.position for p in self._parts]}
         if self._done:
             return dict(_DONE)
         req = self._req
@@ -505,10 +509,20 @@ class HttpSource:
             return dict(_DONE) if nxt is None else nxt.as_position(0)
         return req.as_position(yielded)
 
+    def resume(self, start: Mapping[str, Any]) -> HttpSource:
+        """This source resumed from ``start``, a saved `position` (`sesa_fp.position`)."""
+        if self.partition_params is not None:
+            return HttpSource(self.url, **{**self._kwargs(), "start": start,
+                                           "partitions": None}, label=self.label,
+                              partition_params=self.partition_params)
+        return HttpSource(self.url, **{**self._kwargs(), "start": start,
+                                       "partitions": self.partition_specs}, label=self.label)
+
     # -- reading --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         if self._parts:  # read at once, a thread each, under the one rate limit
-            return iter(merge(*self._parts))
+            self._merge = merge(*self._parts)
+            return iter(self._merge)
         return self._read()
 
     def _client(self) -> httpx.Client:

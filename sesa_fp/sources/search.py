@@ -49,7 +49,8 @@ class SearchSource:
                  fields: Sequence[str] | None, page_size: int, slices: int, keep_alive: str,
                  search_after: Sequence[Any] | None, slice_id: int | None = None,
                  max_retries: int = 5, retry_backoff: float = 0.5,
-                 resolved: dict[str, SearchConfig] | None = None) -> None:
+                 resolved: dict[str, SearchConfig] | None = None,
+                 sort: str | Sequence[str] | None = None) -> None:
         if not isinstance(index, str) or not index:
             raise ConfigError(f"es_source: index must be a non-empty string, got {index!r}")
         if query is not None and not isinstance(query, Mapping):
@@ -61,6 +62,12 @@ class SearchSource:
         if not isinstance(keep_alive, str) or not keep_alive:
             raise ConfigError(f"es_source: keep_alive must be a duration like '5m', got "
                               f"{keep_alive!r}")
+        if isinstance(sort, str):
+            sort = [sort]
+        if sort is not None and (not sort or not all(isinstance(f, str) and f for f in sort)):
+            raise ConfigError(f"es_source: sort must be a field name or a list of them, got "
+                              f"{sort!r}")
+        self.sort_fields = None if sort is None else list(sort)
         self.config = config
         self.index = index
         self.query = dict(query) if query is not None else None
@@ -97,7 +104,7 @@ class SearchSource:
             "fields": self.fields, "page_size": self.page_size, "slices": self.slices,
             "keep_alive": self.keep_alive, "search_after": self.search_after,
             "max_retries": self.max_retries, "retry_backoff": self.retry_backoff,
-            "resolved": self._resolved,
+            "resolved": self._resolved, "sort": self.sort_fields,
         }
 
     def partitions(self) -> list[SearchSource]:
@@ -137,6 +144,9 @@ class SearchSource:
             items.append(("max_retries", repr(self.max_retries)))
         if self.retry_backoff != 0.5:
             items.append(("retry_backoff", repr(self.retry_backoff)))
+        if self.sort_fields is not None:
+            items.append(("sort", repr(self.sort_fields if len(self.sort_fields) > 1
+                                       else self.sort_fields[0])))
         items.extend(conn[1:])
         if self.slice_id is None:
             if self.search_after is not None:
@@ -173,6 +183,21 @@ class SearchSource:
             return self.search_after
         pos = hit.get("sort")
         return pos if self._tag is None or pos is None else [self._tag, *pos]
+
+    @property
+    def resumable(self) -> bool:
+        """True with ``sort=``: the position is then the sort values of a field order plus
+        ``_id``, meaningful to any later read; without it the order is the point in time's
+        own, which dies with the process. A source of several slices read one after the
+        other is resumed per partition (``merge(*source.partitions())``)."""
+        return self.sort_fields is not None and (self.slices == 1 or self.slice_id is not None)
+
+    def resume(self, start: Sequence[Any]) -> SearchSource:
+        """This source (a partition, or a source of one slice) resumed after ``start``."""
+        if not self.resumable:
+            raise ConfigError("es_source: only a source with sort= (and one slice, or a "
+                              "partition) can be resumed in another process")
+        return self.partition(self.slice_id or 0, search_after=start)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._read()
@@ -277,7 +302,15 @@ class SearchSource:
         self.pit_ids.append(pit_id)
         current = pit_id
         try:
-            sort, reads = self._plan(client)
+            if self.sort_fields is not None:
+                sort = [{f: "asc"} for f in self.sort_fields]
+                if "_id" not in self.sort_fields:
+                    sort.append({"_id": "asc"})  # ties broken by id: a total order
+                reads: list[tuple[dict[str, int] | None, int | None]] = [
+                    (None if sid is None else {"id": sid, "max": self.slices}, None)
+                    for sid in self._slice_ids()]
+            else:
+                sort, reads = self._plan(client)
             self.sort = sort
             resume = self.search_after
             if resume is not None and reads[0][1] is not None:
@@ -369,6 +402,8 @@ def es_source(
     search_after: Sequence[Any] | None = None,
     max_retries: int = 5,
     retry_backoff: float = 0.5,
+    sort: str | Sequence[str] | None = None,
+    start: Sequence[Any] | None = None,
 ) -> SearchSource:
     """Records of ``index`` (a name, pattern or comma list) matching ``query`` (the query
     clause, e.g. ``{"range": {"@timestamp": {"gte": ...}}}``); nothing is read until iterated.
@@ -377,6 +412,17 @@ def es_source(
     ``_id``, ``_index``, ``_routing`` named there become record keys. Transient errors
     (connection, 429, 5xx) are retried ``max_retries`` times with exponential backoff
     starting at ``retry_backoff`` seconds.
+
+    ``sort`` (a field, or a list) makes the read resumable in another process: hits come in
+    that order, ties broken by ``_id``, and ``position`` is the sort values of the last hit;
+    ``start=`` (or ``search_after=``) continues after such a position. Each attempt reads
+    its own point in time, so a resumed read sees the index as it is when it resumes:
+    documents whose sort values lie after the position are read whether they were there
+    before or not; a document changed or added before the position is not read again, and
+    one deleted after it is not read. The sort field should not change while a job runs
+    (an ingestion time, a sequence number): a document whose sort value moves across the
+    position can be read twice or missed. Slices come from the engine's slicing by id,
+    the same in every attempt, so each partition resumes on its own.
 
     >>> src = es_source(hosts=["http://127.0.0.1:9200"], index="rfi-*", password="pw",
     ...                 username="etl", fields=["_id", "title"], slices=2)
@@ -390,5 +436,5 @@ def es_source(
                           verify_certs=verify_certs, ca_certs=ca_certs, timeout=timeout)
     return SearchSource(config=config, index=index, query=query, fields=fields,
                         page_size=page_size, slices=slices, keep_alive=keep_alive,
-                        search_after=search_after, max_retries=max_retries,
-                        retry_backoff=retry_backoff)
+                        search_after=search_after if start is None else start,
+                        max_retries=max_retries, retry_backoff=retry_backoff, sort=sort)

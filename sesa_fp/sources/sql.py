@@ -256,6 +256,19 @@ class SqlSource:
             return None
         return self._last_key if self._read_any else self.after
 
+    @property
+    def resumable(self) -> bool:
+        """True with ``partition_on``: the key is a position any later read understands."""
+        return self.partition_on is not None and (self.partitions_n == 1
+                                                  or self.part is not None)
+
+    def resume(self, start: Any) -> SqlSource:
+        """This source (or partition) resumed after the key ``start`` (`sesa_fp.position`)."""
+        if not self.resumable:
+            raise ConfigError("sql_source: only a source with partition_on (one partition, "
+                              "or one of .partitions()) can be resumed")
+        return self.partition(self.part or 0, after=start)
+
     # -- connections ------------------------------------------------------------------------
     def _mask(self, text: str) -> str:
         return redact(mask_url(text), self._secrets)
@@ -567,6 +580,7 @@ def sql_source(
     retry_backoff: float = 0.5,
     connect_args: Mapping[str, Any] | None = None,
     connect_timeout: float = 10.0,
+    start: Any = None,
 ) -> SqlSource:
     """Records of ``query`` (SQL with ``:name`` bound parameters from ``params``) on the
     database at ``url`` (SQLAlchemy 2: ``postgresql+psycopg://user@host/db``,
@@ -613,6 +627,7 @@ def sql_source(
     except sa.exc.NoSuchModuleError as exc:
         raise ConfigError(f"sql_source: unknown database URL scheme {u.drivername!r}") from exc
     return SqlSource(url=u, password=secret, query=query, params=params, chunk_size=chunk_size,
-                     partition_on=partition_on, partitions=partitions, after=after, part=None,
+                     partition_on=partition_on, partitions=partitions,
+                     after=after if start is None else start, part=None,
                      max_retries=max_retries, retry_backoff=retry_backoff,
                      connect_args=connect_args, connect_timeout=connect_timeout)

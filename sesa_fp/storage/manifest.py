@@ -20,12 +20,15 @@ COMPRESSIONS = (None, "gzip", "zstd")
 
 @attrs.frozen
 class PartInfo:
-    """One part: its file name relative to the prefix, record count, bytes and sha256."""
+    """One part: its file name relative to the prefix, record count (lines), bytes and
+    sha256."""
 
     path: str
     records: int
     bytes: builtins.int
     sha256: str
+    #: of the ``records`` lines, dead letters a journal-mode staging writer kept in place
+    dead_letters: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +47,11 @@ class Manifest:
     def records(self) -> int:
         """Total records over all parts."""
         return sum(p.records for p in self.parts)
+
+    @property
+    def dead_letters(self) -> int:
+        """Staged dead letters over all parts (lines that are not records)."""
+        return sum(p.dead_letters for p in self.parts)
 
     @property
     def bytes(self) -> int:

@@ -12,14 +12,17 @@ from typing import Any
 
 import attrs
 import fsspec
+import orjson
 
 from sesa_fp.codec import dumps_line, dumps_line_lenient
 from sesa_fp.errors import ConfigError, StorageError
+from sesa_fp.faults import fault_point
 from sesa_fp.imports import require
 from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter, current_run_id
 from sesa_fp.secrets import mask_mapping, mask_url
 from sesa_fp.stats import StageStats
+from sesa_fp.storage.journal import PartCommit, clear_commits, read_commits, write_commit
 from sesa_fp.storage.location import bucket_of, check_location, join_path, normalized, url_of
 from sesa_fp.storage.manifest import MANIFEST_NAME, Manifest, PartInfo, parse_manifest
 
@@ -64,6 +67,16 @@ def _compressor(kind: str | None, level: int) -> Any:
     if kind == "zstd":
         return require("zstandard", "zstd").ZstdCompressor(level=level).compressobj()
     return None
+
+
+#: the key of a staged dead letter's line (a journal-mode staging part keeps the source's
+#: dead letters in stream order, so a part replays exactly what passed the tee)
+DEAD_LETTER_KEY = "__sesa_dead_letter__"
+
+
+def _snapshot(position: Any) -> Any:
+    """A JSON copy of a source position, taken now (the source moves on)."""
+    return orjson.loads(orjson.dumps(position, default=str))
 
 
 class PartsWriter:
@@ -117,7 +130,41 @@ class PartsWriter:
         self.last_uri: str | None = None
         self._flush_at = min(_FLUSH_BYTES, max(1, self.part_max_bytes // 4))
         self._fs: Any = None
+        # journal mode (set by a resumable run, `enable_journal`): a commit record per part
+        self.journal = False
+        self.position_fn: Callable[[], Any] | None = None
+        self._adopt: int | None = None  # adopt this many committed parts (None: start over)
+        self.ended: list[PartCommit] = []  # parts committed since the tee last looked
         self._reset()
+
+    def enable_journal(self, *, position: Callable[[], Any] | None = None,
+                       adopt: int | None = None) -> None:
+        """Commit each part as it closes (its commit record: records, bytes, sha256 and
+        ``position()`` after its last record). ``adopt=n`` keeps the first ``n`` parts an
+        earlier attempt committed here (a resume; ``-1``: all of them) and forgets any later
+        ones; ``adopt=None`` forgets them all (a fresh start). An abort keeps committed parts.
+
+        >>> w = to_storage("memory://doc/journal/", gzip=False)
+        >>> w.enable_journal(position=lambda: {"line": 1})
+        >>> w.write({"a": 1}); w.close_part(); [(c.index, c.position) for c in w.ended]
+        [(0, {'line': 1})]
+        """
+        self.journal = True
+        self.position_fn = position
+        self._adopt = adopt
+
+    def committed_parts(self) -> int:
+        """Parts committed at the prefix so far (adopted ones included)."""
+        if self._root is None:
+            return max(self._adopt or 0, 0)
+        return len(self._parts)
+
+    def checkpoint(self) -> int:
+        """Close the open part (writing its commit record) so everything written so far is
+        durable; returns `committed_parts`."""
+        if self.holds_part:
+            self.close_part()
+        return self.committed_parts()
 
     def __repr__(self) -> str:
         fn = "dlq_sink" if self.kind == "dlq" else "to_storage"
@@ -150,6 +197,12 @@ class PartsWriter:
         self._part_records = 0
         self._part_bytes = 0
         self._buf_records = 0
+        self._part_position: Any = None
+        self._part_dead = 0
+        self._buf_dead = 0
+        self._commits: list[PartCommit] = []
+        self._adopted_records = 0
+        self._adopted_bytes = 0
 
     def _where(self) -> str:
         """The prefix, for messages and logs (credentials masked)."""
@@ -175,6 +228,13 @@ class PartsWriter:
             raise StorageError(f"cannot prepare {self.kind} prefix {mask_url(self.uri)}: "
                                f"{exc}") from exc
         self._fs, self._root = fs, root
+        if self.journal:
+            try:
+                self._open_journal()
+            except OSError as exc:
+                self._root = None
+                raise StorageError(f"cannot read the commit records of {self.kind} prefix "
+                                   f"{mask_url(url_of(fs, root, self.uri))}: {exc}") from exc
         if self.commit_empty:
             try:
                 self._make_dirs()
@@ -182,6 +242,23 @@ class PartsWriter:
                 where = self._where()
                 self._root = None
                 raise StorageError(f"cannot prepare {self.kind} prefix {where}: {exc}") from exc
+
+    def _open_journal(self) -> None:
+        """Adopt the committed parts a resume keeps, forget the others."""
+        fs, root = self._fs, self._root
+        assert root is not None
+        keep: list[PartCommit] = []
+        if self._adopt is not None:
+            commits = read_commits(fs, root)
+            keep = commits if self._adopt < 0 else commits[:self._adopt]
+        clear_commits(fs, root, keep=len(keep))
+        self._commits = list(keep)
+        self._parts = [c.info() for c in keep]
+        self._adopted_records = sum(c.records - c.dead_letters for c in keep)
+        self._adopted_bytes = sum(c.bytes for c in keep)
+        self.ended = []
+        if keep:
+            self._part_position = keep[-1].position
 
     def _make_dirs(self) -> None:
         # object stores have no directories, and their makedirs would create the bucket
@@ -219,6 +296,7 @@ class PartsWriter:
         self._zip = _compressor(self.compression, self.level)
         self._part_records = 0
         self._part_bytes = 0
+        self._part_dead = 0
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -229,17 +307,27 @@ class PartsWriter:
     def _flush(self) -> None:
         if not self._buf:
             return
-        if self._file is not None and self._part_bytes + self._buf_len > self.part_max_bytes \
-                and self._part_records:
+        if not self.journal and self._file is not None and self._part_records \
+                and self._part_bytes + self._buf_len > self.part_max_bytes:
             self._end_part()
         if self._file is None:
             self._start_part()
         data = b"".join(self._buf)
         self._emit(self._zip.compress(data) if self._zip is not None else data)
         self._part_records += self._buf_records
+        self._part_dead += self._buf_dead
         self._buf.clear()
         self._buf_len = 0
         self._buf_records = 0
+        self._buf_dead = 0
+        if self.position_fn is not None:
+            # the buffer ends at the last record written: the source stands right after it
+            self._part_position = _snapshot(self.position_fn())
+        fault_point("flush")
+        if self.journal and self._part_bytes >= self.part_max_bytes:
+            # in journal mode a part ends right after the record just written, so its mark
+            # can follow that record down the stream, before any record of the next part
+            self._end_part()
 
     def _end_part(self) -> None:
         if self._zip is not None:
@@ -248,7 +336,7 @@ class PartsWriter:
         self._file = None
         self._zip = None  # a closed part keeps no compressor state (~300 KB each)
         info = PartInfo(self._part_name, self._part_records, self._part_bytes,
-                        self._sha.hexdigest())
+                        self._sha.hexdigest(), self._part_dead)
         self._sha = None
         same = self._same_as_old(len(self._parts), info)
         if same is not None:
@@ -258,6 +346,17 @@ class PartsWriter:
             self._written.remove(info.path)
             info = attrs.evolve(info, path=same)
         self._parts.append(info)
+        if self.journal:
+            fault_point("part_closed")
+            commit = PartCommit(index=len(self._parts) - 1, path=info.path,
+                                records=info.records, bytes=info.bytes, sha256=info.sha256,
+                                position=self._part_position, dead_letters=info.dead_letters)
+            write_commit(self._fs, self._root or "", commit)
+            if info.path in self._written:
+                self._written.remove(info.path)  # committed: an abort keeps it
+            self._commits.append(commit)
+            self.ended.append(commit)
+            fault_point("part_committed")
 
     def _same_as_old(self, index: int, info: PartInfo) -> str | None:
         """The name of the old commit's part ``index`` if it holds exactly ``info``'s bytes."""
@@ -283,7 +382,18 @@ class PartsWriter:
     # -- the Writer protocol -----------------------------------------------------------------
     def write(self, record: Any) -> None:
         """Append one record (raises ``TypeError`` if it cannot be encoded; nothing is written)."""
-        line = self.encode(record)
+        self._append(self.encode(record))
+
+    def write_dead_letter(self, letter: Any) -> None:
+        """Append a dead letter that passed by, tagged (`from_storage` yields it back as
+        ``Failure(DeadLetter)``), so replaying the part replays it too."""
+        body = letter.to_dict() if isinstance(letter, DeadLetter) else letter
+        line = dumps_line_lenient({DEAD_LETTER_KEY: body})
+        self._buf_dead += 1  # a line, not a record
+        self._records -= 1
+        self._append(line)
+
+    def _append(self, line: bytes) -> None:
         if self._root is None:
             self.prepare()
         self._buf.append(line)
@@ -323,7 +433,9 @@ class PartsWriter:
     def commit(self) -> int:
         """Close the last part and write the manifest; the prefix is valid from now on.
         Returns the number of records committed (0 for a dead-letter writer with none)."""
-        if not self.commit_empty and self._records == 0:
+        if self.journal and self._adopt is not None and self._root is None:
+            self.prepare()  # parts adopted from an earlier attempt need their manifest
+        if not self.commit_empty and self._records == 0 and not self._parts:
             self._reset()  # a dead-letter writer with nothing to say writes nothing at all
             return 0
         if self._root is None:
@@ -341,6 +453,7 @@ class PartsWriter:
                 compression=self.compression,
                 parts=tuple(self._parts),
             )
+            fault_point("manifest")
             self._write_manifest(manifest)
         except OSError as exc:
             where = self._where()
@@ -351,11 +464,13 @@ class PartsWriter:
             raise
         self._written.clear()  # the parts belong to the commit now
         self._remove_stale(manifest)
-        self.stats.add(n_in=manifest.records, n_out=manifest.records, bytes=manifest.bytes)
+        # this attempt's own records (staged dead letters are lines, not records)
+        new = manifest.records - manifest.dead_letters - self._adopted_records
+        self.stats.add(n_in=new, n_out=new, bytes=manifest.bytes - self._adopted_bytes)
         self.last_manifest = manifest
         self.last_uri = self._url(self._root)
         self._reset()
-        return manifest.records
+        return new
 
     def _url(self, root: str | None) -> str:
         if root is None:
@@ -371,6 +486,7 @@ class PartsWriter:
             # a rename replaces the old manifest in one step; readers see old or new, never half
             tmp = f"{path}.{token_hex(4)}.tmp"
             self._fs.pipe_file(tmp, data)
+            fault_point("manifest_tmp")
             self._fs.mv(tmp, path)
         else:
             self._fs.pipe_file(path, data)  # one PUT: the object is replaced whole
@@ -417,7 +533,7 @@ class PartsWriter:
         return {
             "kind": self.kind,
             "uri": mask_url(self.last_uri or self.uri),
-            "records": m.records if m else 0,
+            "records": m.records - m.dead_letters if m else 0,
             "bytes": m.bytes if m else 0,
             "parts": len(m.parts) if m else 0,
         }
