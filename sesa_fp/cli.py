@@ -350,14 +350,21 @@ def dlq(
         manifests = [f"{root.rstrip('/')}/{MANIFEST_NAME}"]
     if not manifests:
         raise _fail(EXIT_CONFIG, f"no committed dead letters under {uri}")
+    from sesa_fp.storage.resolved import letter_id, read_marks
+
     by_kind: Counter[tuple[str, str]] = Counter()
     shown: list[Any] = []
-    total = 0
+    total = resolved = 0
     try:
         for manifest in manifests:
             prefix = fs.unstrip_protocol(manifest.rsplit("/", 1)[0])
-            for letter in from_storage(prefix):
+            source = from_storage(prefix)
+            marks = read_marks(fs, manifest.rsplit("/", 1)[0])  # what replays dealt with
+            ids = [letter_id(p.sha256, i) for p in source.manifest().parts
+                   for i in range(p.records)]
+            for letter, lid in zip(source, ids, strict=True):
                 total += 1
+                resolved += lid in marks
                 by_kind[(letter.get("stage", "?"), letter.get("error_type", "?"))] += 1
                 if len(shown) < samples:
                     shown.append(letter)
@@ -367,6 +374,7 @@ def dlq(
         "uri": uri,
         "runs": len(manifests),
         "dead_letters": total,
+        "resolved": resolved,  # by `sesa replay --dead-letters`; the rest are pending
         "by_stage_and_error": [{"stage": s, "error_type": e, "count": n}
                                for (s, e), n in by_kind.most_common()],
         "samples": shown,

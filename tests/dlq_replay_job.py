@@ -72,7 +72,10 @@ def sesa(*args: str, cwd: Path, env: dict[str, str] | None = None
     proc = subprocess.run([sys.executable, "-m", "sesa_fp", *args], cwd=cwd, env=full,
                           capture_output=True, text=True, timeout=300)
     lines = proc.stdout.strip().splitlines()
-    return proc, json.loads(lines[-1]) if lines else {}
+    try:
+        return proc, json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:  # not a run: `sesa dlq` prints indented JSON
+        return proc, {}
 
 
 def outputs(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

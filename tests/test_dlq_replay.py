@@ -363,6 +363,9 @@ def test_cli_replays_dead_letters_once(tmp_path: Path) -> None:
     assert (read["letters"], read["skipped_resolved"], again["read"], again["loaded"],
             again["dead_letters"]) == (8, 6, 2, 0, 2)
     assert sorted(x["k"] for x in read_dead_letters(f"{tmp_path}/dlq/")) == ["20", "5"]
+    proc, _ = sesa("dlq", f"{tmp_path}/dlq/", cwd=tmp_path)
+    summary = json.loads(proc.stdout)
+    assert (summary["dead_letters"], summary["resolved"]) == (10, 8)  # 2 pending
 
 
 def test_cli_refuses_a_staging_prefix_and_two_sources(tmp_path: Path) -> None:
