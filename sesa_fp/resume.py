@@ -139,7 +139,6 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
     if tee is None:
         return None
     source = pipeline.source
-    stages_before = pipeline.stages[:pipeline.stages.index(tee)]
     if not resumable(source):
         log_event("resume_unavailable", run_id=run_id,
                   reason=f"the source {type(source).__name__} has no lasting position "
@@ -182,7 +181,6 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
                   extraction_complete=complete)
     else:
         tee.replay, tee.skip_upstream = [], False
-    del stages_before
     src: Any = pipeline.source
     writer.enable_journal(position=lambda: src.position, adopt=len(commits) if commits else None)
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if commits else None)
