@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import fsspec
 
+from sesa_fp.errors import ManifestError
 from sesa_fp.faults import fault_point
 from sesa_fp.logs import log_event
 from sesa_fp.marks import PartMark
@@ -32,7 +33,7 @@ from sesa_fp.report import new_run_id
 from sesa_fp.storage.journal import read_commits
 from sesa_fp.storage.ledger import LedgerEntry, LoadLedger
 from sesa_fp.storage.location import join_path
-from sesa_fp.storage.manifest import MANIFEST_NAME
+from sesa_fp.storage.manifest import MANIFEST_NAME, parse_manifest
 from sesa_fp.storage.reader import StorageSource, read_part
 from sesa_fp.stream import Pipeline
 
@@ -138,7 +139,6 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
     if tee is None:
         return None
     source = pipeline.source
-    stages_before = pipeline.stages[:pipeline.stages.index(tee)]
     if not resumable(source):
         log_event("resume_unavailable", run_id=run_id,
                   reason=f"the source {type(source).__name__} has no lasting position "
@@ -161,9 +161,12 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
     loaded = {i for i, e in entries.items()
               if i in by_index and by_index[i].path == e.part and by_index[i].sha256 == e.sha256}
     if commits:
+        # complete only if the manifest is this run's: one from before a --fresh start
+        # stays in place (readable) until the new commit replaces it
         try:
-            complete = fs.exists(join_path(root, MANIFEST_NAME))
-        except OSError:
+            manifest = parse_manifest(fs.cat_file(join_path(root, MANIFEST_NAME)), writer.uri)
+            complete = [p.path for p in manifest.parts] == [c.path for c in commits]
+        except (OSError, ManifestError):
             complete = False
         if not complete:
             new_source = source.resume(commits[-1].position)  # type: ignore[attr-defined]
@@ -178,7 +181,6 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
                   extraction_complete=complete)
     else:
         tee.replay, tee.skip_upstream = [], False
-    del stages_before
     src: Any = pipeline.source
     writer.enable_journal(position=lambda: src.position, adopt=len(commits) if commits else None)
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if commits else None)

@@ -90,6 +90,23 @@ def test_rerun_is_idempotent(quickstart_run: tuple[Path, Any], tmp_path: Path) -
     assert before == after
 
 
+def test_rerun_resumes_from_staging_and_fresh_starts_over(quickstart_run: tuple[Path, Any]
+                                                           ) -> None:
+    cwd, first = quickstart_run
+    # load_files acknowledges only at its commit: the parts are taken from staging (not
+    # extracted again) and loaded again, their staged bad lines dead-lettered again in place
+    report = report_of(sesa(str(QUICKSTART), "--set", "ds=2025-09-06", cwd=cwd))
+    assert report["run_id"] == first["run_id"] and report["conserved"]
+    assert (report["read"], report["resumed_records"], report["loaded"],
+            report["dead_letters"]) == (3000, 3000, 2959, 16)
+    assert report["resumed_parts"] >= 1 and report["skipped_parts"] == 0
+    dlq = [p for p in (cwd / "out/quickstart/dlq").rglob("_manifest.json")]
+    assert len(dlq) == 1  # the same logical run: one place for its dead letters
+    fresh = report_of(sesa("run", "--config", str(QUICKSTART), "--set", "ds=2025-09-06",
+                           "--fresh", cwd=cwd))
+    assert (fresh["read"], fresh["resumed_records"], fresh["loaded"]) == (3000, 0, 2959)
+
+
 def test_dlq_summary(quickstart_run: tuple[Path, Any]) -> None:
     cwd, _ = quickstart_run
     proc = sesa("dlq", "out/quickstart/dlq/", cwd=cwd)

@@ -64,10 +64,10 @@ def test_a_failed_run_resumes_from_its_committed_parts(tmp_path: Path) -> None:
     bad = _write_input(tmp_path / "in.jsonl")
     first: list[Any] = []
     with pytest.raises(Exception, match="the job stops here") as info:
-        run(_local_job(tmp_path, first, fail_at=900), progress=False)
+        run(_local_job(tmp_path, first, fail_at=400), progress=False)
     fs = fsspec.filesystem("file")
     commits = read_commits(fs, str(tmp_path / "staging"))
-    assert commits and commits[-1].position["line"] < 900 + 3  # committed before the failure
+    assert commits and commits[-1].position["line"] < 400 + 3  # committed before the failure
     assert all(c.position is not None for c in commits)
     ledger = LoadLedger(str(tmp_path / "staging"))
     loaded = ledger.totals()
@@ -242,3 +242,18 @@ def test_killed_runs_resume_to_the_clean_result(tmp_path: Path, s3_bucket: Any,
             ("jsonl", "es"), (kills[:10], kills[10:])))
     # a point past the end of what is left finishes a logical run; most land
     assert sum(landed) >= 12, landed
+
+
+def test_a_fresh_run_that_fails_resumes_past_the_old_manifest(tmp_path: Path) -> None:
+    _write_input(tmp_path / "in.jsonl")
+    run(_local_job(tmp_path, []), progress=False)  # a complete run: its manifest stays
+    first: list[Any] = []
+    with pytest.raises(Exception, match="the job stops here"):
+        run(_local_job(tmp_path, first, fail_at=300), progress=False, fresh=True)
+    assert (tmp_path / "staging" / "_manifest.json").exists()  # the old commit, still there
+    second: list[Any] = []
+    report = run(_local_job(tmp_path, second), progress=False)
+    assert report.conserved and report.skipped_records > 0
+    assert sorted(set(first) | set(second)) == list(range(N))
+    assert len(from_storage(str(tmp_path / "staging")).manifest().parts) > 1
+    assert sorted(r["n"] for r in from_storage(str(tmp_path / "staging"))) == list(range(N))
