@@ -37,7 +37,8 @@ for v in "${versions[@]}"; do
         "$py" -m venv "$venv"
     fi
     "$venv/bin/python" -m pip install -q --upgrade pip >&2
-    "$venv/bin/python" -m pip install -q -e ".[dev,zstd]" >&2
+    # the extras scripts/test.sh installs: tests that need a client skip only without services
+    "$venv/bin/python" -m pip install -q -e ".[dev,es,opensearch,notebook,azure,gcs,sql,zstd]" >&2
     echo "test-pythons: Python $v: unit tests" >&2
     # doctests of the package and the tests that need no service
     if (cd "$REPO" && "$venv/bin/python" -m pytest -q -m "not integration" \
