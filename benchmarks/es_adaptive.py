@@ -5,7 +5,7 @@ The same N docs are loaded with ``load_es(concurrency=MAX)`` (fixed) and with
 Per variant: wall time, items the engine answered 429 (each retry counts), retry rounds, and
 for the adaptive run the limit's range and number of cuts. Both indices are counted.
 
-Without ``--url`` the worktree's node is (re)started with a tiny write queue
+Without ``--url`` the repository's node (services.sh) is (re)started with a tiny write queue
 (``SEARCH_EXTRA_SETTINGS="thread_pool.write.queue_size=2 thread_pool.write.size=1"``) and
 stopped at the end; a node started with other settings is restarted by the services script.
 
