@@ -272,3 +272,29 @@ def test_storage_entry_point_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     import tapestore  # type: ignore[import-not-found]
 
     assert report.loaded == 2 and tapestore.WRITTEN == [{"a": 1}, {"a": 2}, "commit"]
+
+
+SEARCH_JOB = """
+job_name: t
+extractor:
+  type: opensearch
+  connection: {hosts: ["http://127.0.0.1:9200"]}
+  index: rfi
+  sort: SORT
+loader: {type: files, dataset: "d", connection: {root: "out"}}
+"""
+
+
+def test_search_extractor_sort_makes_the_read_resumable(tmp_path: Path) -> None:
+    # a field name stays one field (not split into characters); a list keeps its order
+    for given, expected in (("created_at", ["created_at"]), ("[seq, created_at]",
+                                                            ["seq", "created_at"])):
+        built = build_job(load_job(write_job(tmp_path, SEARCH_JOB.replace("SORT", given)), {}))
+        source = built.pipeline.source
+        assert source.sort_fields == expected
+        assert "sort=" in repr(source)
+    built = build_job(load_job(write_job(tmp_path, SEARCH_JOB.replace("SORT", "created_at")
+                                         .replace("index: rfi", "index: rfi\n  slices: 2")), {}))
+    assert [p.sort_fields for p in built.pipeline.source.sources] == [["created_at"]] * 2
+    with pytest.raises(ConfigError, match="sort must be a field name"):
+        build_job(load_job(write_job(tmp_path, SEARCH_JOB.replace("SORT", "5")), {}))

@@ -62,6 +62,9 @@ class SearchExtractor:
     page_size: int = 1000
     slices: int = 1
     keep_alive: str = "5m"
+    # a field (or a list) to read in, making the extraction resumable in another process;
+    # checked by es_source (a str or a list of str: typed Any so a str is not split)
+    sort: Any = None
 
 
 @attrs.define
@@ -183,7 +186,7 @@ def _search_source(engine: str) -> Any:
 
         source = es_source(index=s.index, query=reveal_tree(s.query), fields=s.fields,
                            page_size=s.page_size, slices=s.slices, keep_alive=s.keep_alive,
-                           engine=engine, **_connection(s.connection))
+                           sort=s.sort, engine=engine, **_connection(s.connection))
         if s.slices > 1:  # the partitions read at once, a thread each
             return merge(*source.partitions())
         return source

@@ -64,7 +64,8 @@ class SearchSource:
                               f"{keep_alive!r}")
         if isinstance(sort, str):
             sort = [sort]
-        if sort is not None and (not sort or not all(isinstance(f, str) and f for f in sort)):
+        if sort is not None and (not isinstance(sort, (list, tuple)) or not sort
+                                 or not all(isinstance(f, str) and f for f in sort)):
             raise ConfigError(f"es_source: sort must be a field name or a list of them, got "
                               f"{sort!r}")
         self.sort_fields = None if sort is None else list(sort)
