@@ -774,3 +774,54 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
                         f"'idle in transaction%' AND query LIKE '%{table}%'") == [[(0,)]]
     finally:
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("mode", "other"), [("insert", "rollback"), ("insert", "commit"),
+                                             ("upsert", "commit")])
+def test_pg_next_batch_is_read_while_the_last_one_commits(pg: str, mode: str,
+                                                          other: str) -> None:
+    """While a batch's COPY ends and commits, the next batch's records are read, and written
+    once the connection is free. Here batch 1 waits on another transaction holding key 50,
+    and record 150 is read while batch 1 has not committed. That transaction then ends: rolled
+    back, everything loads; committed, key 50 is a dead letter of batch 1 in insert mode and
+    updated in upsert mode, and every other record, batch 2 included, commits."""
+    import psycopg
+
+    table = f"overlap_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+    blocker = psycopg.connect(_plain(pg))
+    # a guard only: without the overlap the load would wait on the blocker for good
+    guard = threading.Timer(60, blocker.rollback)
+    seen: list[int] = []
+
+    def records() -> Iterator[dict[str, Any]]:
+        for i in range(300):
+            if i == 150:
+                seen.extend(r[0][0] for r in _sql(pg, f"SELECT count(*) FROM {table}"))
+                blocker.rollback() if other == "rollback" else blocker.commit()
+            yield {"id": i, "v": "x"}
+
+    try:
+        blocker.execute(f"INSERT INTO {table} VALUES (50, 'other')")
+        guard.start()
+        loader = load_sql(pg, table, key=["id"], mode=mode, batch_size=100)
+        out = list(loader(records()))
+        assert seen == [0]  # batch 1 had not committed when record 150 was read
+        bad = list(dead_letters(out))
+        if mode == "insert" and other == "commit":
+            assert [d.record["id"] for d in bad] == [50] and "duplicate key" in \
+                bad[0].error_message
+            assert loader.stats.committed == 299
+            assert _sql(pg, f"SELECT v FROM {table} WHERE id = 50") == [[("other",)]]
+        else:
+            assert bad == [] and loader.stats.committed == 300
+            assert _sql(pg, f"SELECT v FROM {table} WHERE id = 50") == [[("x",)]]
+        assert [r["id"] if isinstance(r, dict) else r.failure().record["id"] for r in out] \
+            == list(range(300))
+        assert _sql(pg, f"SELECT count(*), count(DISTINCT id) FROM {table}") == \
+            [[(300, 300)]]
+    finally:
+        guard.cancel()
+        blocker.close()
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")

@@ -83,7 +83,7 @@ from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError
-from sesa_fp.loaders import sql_generic, sql_postgres
+from sesa_fp.loaders import sql_generic, sql_postgres, sql_stream
 from sesa_fp.loaders.sql_errors import (
     SqlLoadError,
     SqlUnavailableError,
@@ -119,15 +119,16 @@ class SqlLoader(Stage):
     kind = "loader"
     sink: ClassVar[bool] = True
 
-    # the PostgreSQL way (COPY, MERGE; sql_postgres.py) and the SQLAlchemy one (sql_generic.py)
+    # the PostgreSQL way (records streamed into a COPY: sql_stream.py; a collected batch, COPY
+    # and MERGE: sql_postgres.py) and the SQLAlchemy one (sql_generic.py)
     _prepare_pg = sql_postgres.prepare_pg
     _key_arrays = sql_postgres.key_arrays
     _write_pg = sql_postgres.write_pg
     _committed_after_all = sql_postgres.committed_after_all
-    _iter_streamed = sql_postgres.iter_streamed
-    _open_stream = sql_postgres.open_stream
-    _abort_stream = sql_postgres.abort_stream
-    _finish_stream = sql_postgres.finish_stream
+    _iter_streamed = sql_stream.iter_streamed
+    _open_stream = sql_stream.open_stream
+    _abort_stream = sql_stream.abort_stream
+    _finish_stream = sql_stream.finish_stream
     _prepare_generic = sql_generic.prepare_generic
     _write_generic = sql_generic.write_generic
 

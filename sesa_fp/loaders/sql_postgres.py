@@ -1,26 +1,21 @@
-"""`load_sql` on PostgreSQL (psycopg 3): COPY straight into the table as records are read,
-or COPY into a temporary table then MERGE / INSERT ... ON CONFLICT; a COMMIT in doubt
-resolved with ``txid_status``."""
+"""`load_sql` on PostgreSQL (psycopg 3), a collected batch: COPY straight into the table, or
+COPY into a temporary table then MERGE / INSERT ... ON CONFLICT; a COMMIT in doubt resolved
+with ``txid_status``. Streaming records into an open COPY is `sql_stream`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import itertools
 import logging
-import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from returns.result import Failure, Success
 
 from sesa_fp.errors import RecordError
 from sesa_fp.loaders.sql_errors import SqlLoadError, _Disconnected, _first_line, _RowsFailed
 from sesa_fp.loaders.sql_table import _Table
 from sesa_fp.logs import log_event
-from sesa_fp.result import DeadLetter
 
 if TYPE_CHECKING:
     from sesa_fp.loaders.sql import SqlLoader
@@ -42,59 +37,6 @@ def _bytea(value: Any) -> Any:
         except (binascii.Error, ValueError) as exc:
             raise RecordError(f"a bytea value given as text must be base64: {exc}") from exc
     return value
-
-
-class _CopyStream:
-    """One batch's transaction with a ``COPY`` into the table open: rows are written as the
-    records are read, and the server parses and inserts them meanwhile. ``error`` is the
-    first write that failed (the batch is then aborted and written the collected way)."""
-
-    __slots__ = ("_get", "_plain", "copy", "error", "info", "loader", "stack", "write", "xid")
-
-    def __init__(self, loader: SqlLoader, info: _Table, statement: str) -> None:
-        self.loader = loader
-        self.info = info
-        self.error: BaseException | None = None
-        cur = loader._conn.cursor()
-        self.xid = cur.execute("SELECT txid_current()").fetchone()[0]
-        self.stack = contextlib.ExitStack()
-        self.copy = self.stack.enter_context(cur.copy(statement))
-        self.write = self.copy.write_row
-        cols = info.columns
-        self._plain = not info.convert
-        # all of a record's fields at C speed; a record lacking some takes rec.get
-        self._get = operator.itemgetter(*cols) if len(cols) > 1 else \
-            (lambda rec, _c=cols[0]: (rec[_c],))
-
-    def put(self, rec: Any) -> DeadLetter | None:
-        """Writes ``rec``'s row; its dead letter when it cannot be a row of the table."""
-        info = self.info
-        if self._plain and type(rec) is dict and rec.keys() <= info.colset:
-            try:
-                row = self._get(rec)
-            except KeyError:
-                row = list(map(rec.get, info.columns))
-        else:
-            try:
-                row = self.loader._row(rec, info)
-            except (RecordError, TypeError, ValueError) as exc:
-                return DeadLetter.from_exception(rec, exc, stage=self.loader.name,
-                                                 target=info.name)
-        try:
-            self.write(row)
-        except Exception as exc:  # a value psycopg cannot write: bisected the collected way
-            self.error = exc
-        return None
-
-    def close(self) -> None:
-        """Ends the ``COPY``: the server's verdict on the batch's data is raised here."""
-        self.stack.close()
-
-    def abort(self) -> None:
-        """Ends the ``COPY`` with a failure (nothing is written)."""
-        exc = self.error or RuntimeError("batch aborted")
-        with contextlib.suppress(BaseException):
-            self.stack.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def prepare_pg(loader: SqlLoader, info: _Table) -> None:
@@ -259,125 +201,3 @@ def committed_after_all(loader: SqlLoader, xid: int) -> bool:
     log_event("sql_commit_in_doubt", logging.WARNING, host=loader.host, xid=xid,
               status=value)
     return bool(value == "committed")
-
-
-def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
-                  counts: list[int]) -> Iterator[Any]:
-    """PostgreSQL, one table: each record is written into an open ``COPY`` as it is read,
-    so the server parses and inserts a batch while the rest of it is read (no thread,
-    no second pass); the batch's transaction commits after its last record. A batch
-    that cannot go this way (an upsert after a conflict, an array key) or that fails
-    (bad data, a unique violation, a lost connection) is written again from its
-    records by the collected path (probe and MERGE, bisection, retries)."""
-    it = iter(upstream)
-    name = loader.table.template
-    size = loader.batch_size
-    while True:
-        out: list[Any] = []
-        idx: list[int] = []
-        stream: _CopyStream | None = None
-        opened = False
-        try:
-            for item in itertools.islice(it, size):
-                t = type(item)
-                if t is Failure:
-                    out.append(item)
-                    continue
-                rec = item.unwrap() if t is Success else item
-                out.append(rec)
-                if not opened:
-                    opened = True
-                    stream = loader._open_stream(name, rec)
-                if stream is not None and stream.error is None:
-                    dead = stream.put(rec)
-                    if dead is not None:
-                        out[-1] = Failure(dead)
-                        counts[2] += 1
-                        continue
-                idx.append(len(out) - 1)
-        except BaseException:
-            if stream is not None:  # upstream failed or the run stopped: nothing commits
-                loader._abort_stream(stream)
-            raise
-        if not out:
-            return
-        counts[0] += len(out)
-        if idx:
-            if stream is not None and loader._finish_stream(stream):
-                loader.stats.add(committed=len(idx))
-                loader.last_counts[name] = loader.last_counts.get(name, 0) + len(idx)
-            else:
-                counts[2] += loader._load_chunk(out, {name: idx})
-        elif stream is not None:
-            loader._abort_stream(stream)
-        counts[1] += len(out)
-        yield from out
-
-
-def open_stream(loader: SqlLoader, name: str, first: Any) -> _CopyStream | None:
-    """A transaction with a ``COPY`` straight into ``name`` open, for the batch that
-    starts with ``first``; None when the batch must be collected first (an upsert after
-    a conflict is probed and MERGEd; an array key is never COPYed straight)."""
-
-    def open_() -> _CopyStream | None:
-        try:
-            loader._connect()
-            info = loader._table(name, first)
-            if loader.mode == "upsert":
-                if info.direct is None or not info.optimistic:
-                    return None
-                return _CopyStream(loader, info, info.direct)
-            return _CopyStream(loader, info, info.copy)
-        except (_Disconnected, SqlLoadError):
-            raise
-        except Exception as exc:
-            if loader._is_disconnect(exc):
-                loader._drop_connection()
-                raise _Disconnected(exc) from exc
-            if loader._conn is None or loader._tables.get(name) is None:
-                raise
-            # the COPY itself was refused: the collected path says why
-            with contextlib.suppress(Exception):
-                loader._conn.rollback()
-            return None
-
-    stream: _CopyStream | None = loader._with_retries(open_, f"load into {name!r}")
-    return stream
-
-
-def abort_stream(loader: SqlLoader, stream: _CopyStream) -> None:
-    stream.abort()
-    conn = loader._conn
-    if conn is None or conn.broken or conn.closed:
-        loader._drop_connection()
-        return
-    with contextlib.suppress(Exception):  # a failure here is a lost connection
-        conn.rollback()
-    if conn.broken:
-        loader._drop_connection()
-
-
-def finish_stream(loader: SqlLoader, stream: _CopyStream) -> bool:
-    """Ends the ``COPY`` and commits: True when the batch committed. False after a data
-    error, a unique violation or a lost connection (rolled back, or a COMMIT in doubt
-    that did not commit): the batch is then written by the collected path."""
-    import psycopg
-
-    if stream.error is not None:
-        loader._abort_stream(stream)
-        return False
-    committing = False
-    try:
-        stream.close()
-        committing = True
-        loader._conn.commit()
-        return True
-    except Exception as exc:
-        if loader._is_disconnect(exc):
-            loader._drop_connection()
-            return committing and loader._committed_after_all(stream.xid)
-        with contextlib.suppress(Exception):
-            loader._conn.rollback()
-        if isinstance(exc, psycopg.errors.UniqueViolation) and loader.mode == "upsert":
-            stream.info.optimistic = False  # some keys exist: probe and MERGE for now
-        return False

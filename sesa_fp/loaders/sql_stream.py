@@ -1,0 +1,321 @@
+"""`load_sql` on PostgreSQL with one target table: records streamed into an open ``COPY``.
+
+Each batch is one transaction with a ``COPY`` straight into the table open while its records
+are read: the server parses and inserts them meanwhile, and nothing waits for a whole batch to
+be collected. When a batch is full its ``COPY`` is ended and committed by the loader's one
+worker thread while the next batch's records are read (and kept until the connection is free
+again, then written), so the client reads while the server finishes; a batch's results are
+yielded once its COMMIT has returned, in input order. At most two batches are held.
+
+A batch that cannot go this way (an upsert after a conflict, an array key) or that fails (bad
+data, a unique violation, a lost connection: rolled back, or a COMMIT in doubt that did not
+commit) is written again from its records by the collected path (`SqlLoader._load_chunk`:
+probe and MERGE, bisection, retries), in the same worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import operator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from returns.result import Failure, Success
+
+from sesa_fp.errors import RecordError
+from sesa_fp.loaders.sql_errors import SqlLoadError, _Disconnected
+from sesa_fp.loaders.sql_table import _Table
+from sesa_fp.result import DeadLetter
+
+if TYPE_CHECKING:
+    from sesa_fp.loaders.sql import SqlLoader
+
+
+class _CopyStream:
+    """One batch's transaction with a ``COPY`` into the table open: rows are written as the
+    records are read, and the server parses and inserts them meanwhile. ``error`` is the
+    first write that failed (the batch is then aborted and written the collected way)."""
+
+    __slots__ = ("_get", "_plain", "copy", "error", "info", "loader", "ncols", "stack", "write",
+                 "xid")
+
+    def __init__(self, loader: SqlLoader, info: _Table, statement: str) -> None:
+        self.loader = loader
+        self.info = info
+        self.error: BaseException | None = None
+        cur = loader._conn.cursor()
+        self.xid = cur.execute("SELECT txid_current()").fetchone()[0]
+        self.stack = contextlib.ExitStack()
+        self.copy = self.stack.enter_context(cur.copy(statement))
+        self.write = self.copy.write_row
+        cols = info.columns
+        self.ncols = len(cols)
+        self._plain = not info.convert
+        # all of a record's fields at C speed; a record lacking some takes rec.get
+        self._get = operator.itemgetter(*cols) if len(cols) > 1 else \
+            (lambda rec, _c=cols[0]: (rec[_c],))
+
+    def put(self, rec: Any) -> DeadLetter | None:
+        """Writes ``rec``'s row; its dead letter when it cannot be a row of the table."""
+        info = self.info
+        if self._plain and type(rec) is dict and rec.keys() <= info.colset:
+            try:
+                row = self._get(rec)
+            except KeyError:
+                row = list(map(rec.get, info.columns))
+        else:
+            try:
+                row = self.loader._row(rec, info)
+            except (RecordError, TypeError, ValueError) as exc:
+                return DeadLetter.from_exception(rec, exc, stage=self.loader.name,
+                                                 target=info.name)
+        try:
+            self.write(row)
+        except Exception as exc:  # a value psycopg cannot write: bisected the collected way
+            self.error = exc
+        return None
+
+    def close(self) -> None:
+        """Ends the ``COPY``: the server's verdict on the batch's data is raised here."""
+        self.stack.close()
+
+    def abort(self) -> None:
+        """Ends the ``COPY`` with a failure (nothing is written)."""
+        exc = self.error or RuntimeError("batch aborted")
+        with contextlib.suppress(BaseException):
+            self.stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class _Batch:
+    """One batch: its items in input order (records unwrapped, failures as they are), how
+    many are records to write, and the ``COPY`` they go into (None: collected)."""
+
+    __slots__ = ("good", "out", "stream")
+
+    def __init__(self) -> None:
+        self.out: list[Any] = []
+        self.good = 0
+        self.stream: _CopyStream | None = None
+
+
+def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
+                  counts: list[int]) -> Iterator[Any]:
+    """The stage's items for one static table on PostgreSQL (see the module docstring);
+    ``counts`` is ``[read, emitted, dead letters]``, kept up to date."""
+    it = iter(upstream)
+    name = loader.table.template
+    size = loader.batch_size
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
+    # the batch whose COPY the worker is ending and committing, and its future (the number
+    # of its dead letters found on the collected path)
+    ending: tuple[_Batch, Future[int]] | None = None
+    batch = _Batch()
+    backlog: list[Any] = []  # records read while the connection was busy with ``ending``
+
+    def settled() -> Iterator[Any]:
+        nonlocal ending
+        if ending is not None:
+            done, fut = ending
+            ending = None
+            counts[2] += fut.result()
+            counts[1] += len(done.out)
+            yield from done.out
+
+    def start() -> None:
+        """Opens the ``COPY`` for ``batch`` (the connection is free) and writes the records
+        of the backlog (the batch's records so far, its first one first)."""
+        batch.stream = loader._open_stream(name, backlog[0])
+        if batch.stream is not None:
+            for r in backlog:
+                _put(batch, r, counts)
+        backlog.clear()
+
+    try:
+        while True:
+            batch = _Batch()
+            out = batch.out
+            opened = False
+            for item in itertools.islice(it, size):
+                t = type(item)
+                if t is Failure:
+                    out.append(item)
+                    continue
+                rec = item.unwrap() if t is Success else item
+                out.append(rec)
+                batch.good += 1
+                stream = batch.stream
+                if stream is not None:
+                    if stream.error is not None:
+                        continue
+                    if stream._plain and type(rec) is dict:
+                        # the common case inlined: every column there, no other field
+                        try:
+                            row = stream._get(rec)
+                        except KeyError:
+                            row = None
+                        if row is not None and len(rec) == stream.ncols:
+                            try:
+                                stream.write(row)
+                            except Exception as exc:  # collected path says which record
+                                stream.error = exc
+                            continue
+                    _put(batch, rec, counts, len(out) - 1)
+                    continue
+                if opened:
+                    continue  # collected: nothing to write now
+                backlog.append(rec)
+                if ending is not None and not ending[1].done():
+                    continue  # the connection is still ending the last batch
+                yield from settled()
+                opened = True
+                start()
+            if not out:
+                break
+            counts[0] += len(out)
+            if not opened and batch.good:
+                # the whole batch came while the last one was ending
+                yield from settled()
+                opened = True
+                start()
+            yield from settled()
+            ending = (batch, pool.submit(_end, loader, batch, name))
+        yield from settled()
+    except Exception:
+        # upstream failed: the batch being read commits nothing; the one ending is kept
+        # (and yielded) once it is settled
+        _abandon(loader, batch, ending)
+        ending_now, ending = ending, None
+        if ending_now is not None:
+            done, fut = ending_now
+            counts[2] += fut.result()
+            counts[1] += len(done.out)
+            yield from done.out
+        raise
+    except BaseException:  # the run stopped (closed early, interrupted)
+        _abandon(loader, batch, ending)
+        ending = None
+        raise
+    finally:
+        if ending is not None:
+            with contextlib.suppress(BaseException):
+                ending[1].result()
+        pool.shutdown(wait=True)
+
+
+def _put(batch: _Batch, rec: Any, counts: list[int], at: int | None = None) -> None:
+    """Writes ``rec`` into ``batch``'s COPY the careful way: a record that cannot be a row
+    of the table becomes its dead letter there (``at``: its place in ``batch.out``)."""
+    stream = batch.stream
+    if stream is None or stream.error is not None:
+        return
+    dead = stream.put(rec)
+    if dead is not None:
+        i = at if at is not None else _index(batch.out, rec)
+        batch.out[i] = Failure(dead)
+        batch.good -= 1
+        counts[2] += 1
+
+
+def _index(out: list[Any], rec: Any) -> int:
+    for i, item in enumerate(out):
+        if item is rec:
+            return i
+    raise ValueError("record not in its batch")  # pragma: no cover
+
+
+def _abandon(loader: SqlLoader, batch: _Batch,
+             ending: tuple[_Batch, Future[int]] | None) -> None:
+    """The run stopped while ``batch`` was read: its COPY (open only once the batch before
+    it was settled) is aborted; the batch ending in the worker finishes on its own."""
+    if ending is not None:
+        with contextlib.suppress(BaseException):
+            ending[1].result()
+    if batch.stream is not None:
+        loader._abort_stream(batch.stream)
+
+
+def _end(loader: SqlLoader, batch: _Batch, name: str) -> int:
+    """In the worker: ends and commits ``batch``'s COPY, or writes it the collected way;
+    the number of dead letters that found (they replace their records in ``batch.out``)."""
+    if not batch.good:
+        if batch.stream is not None:
+            loader._abort_stream(batch.stream)
+        return 0
+    if batch.stream is not None and loader._finish_stream(batch.stream):
+        loader.stats.add(committed=batch.good)
+        loader.last_counts[name] = loader.last_counts.get(name, 0) + batch.good
+        return 0
+    idx = [i for i, item in enumerate(batch.out) if type(item) is not Failure]
+    return loader._load_chunk(batch.out, {name: idx})
+
+
+def open_stream(loader: SqlLoader, name: str, first: Any) -> _CopyStream | None:
+    """A transaction with a ``COPY`` straight into ``name`` open, for the batch that
+    starts with ``first``; None when the batch must be collected first (an upsert after
+    a conflict is probed and MERGEd; an array key is never COPYed straight)."""
+
+    def open_() -> _CopyStream | None:
+        try:
+            loader._connect()
+            info = loader._table(name, first)
+            if loader.mode == "upsert":
+                if info.direct is None or not info.optimistic:
+                    return None
+                return _CopyStream(loader, info, info.direct)
+            return _CopyStream(loader, info, info.copy)
+        except (_Disconnected, SqlLoadError):
+            raise
+        except Exception as exc:
+            if loader._is_disconnect(exc):
+                loader._drop_connection()
+                raise _Disconnected(exc) from exc
+            if loader._conn is None or loader._tables.get(name) is None:
+                raise
+            # the COPY itself was refused: the collected path says why
+            with contextlib.suppress(Exception):
+                loader._conn.rollback()
+            return None
+
+    stream: _CopyStream | None = loader._with_retries(open_, f"load into {name!r}")
+    return stream
+
+
+def abort_stream(loader: SqlLoader, stream: _CopyStream) -> None:
+    """Ends ``stream``'s COPY with a failure and rolls its transaction back."""
+    stream.abort()
+    conn = loader._conn
+    if conn is None or conn.broken or conn.closed:
+        loader._drop_connection()
+        return
+    with contextlib.suppress(Exception):  # a failure here is a lost connection
+        conn.rollback()
+    if conn.broken:
+        loader._drop_connection()
+
+
+def finish_stream(loader: SqlLoader, stream: _CopyStream) -> bool:
+    """Ends the ``COPY`` and commits: True when the batch committed. False after a data
+    error, a unique violation or a lost connection (rolled back, or a COMMIT in doubt
+    that did not commit): the batch is then written by the collected path."""
+    import psycopg
+
+    if stream.error is not None:
+        loader._abort_stream(stream)
+        return False
+    committing = False
+    try:
+        stream.close()
+        committing = True
+        loader._conn.commit()
+        return True
+    except Exception as exc:
+        if loader._is_disconnect(exc):
+            loader._drop_connection()
+            return committing and loader._committed_after_all(stream.xid)
+        with contextlib.suppress(Exception):
+            loader._conn.rollback()
+        if isinstance(exc, psycopg.errors.UniqueViolation) and loader.mode == "upsert":
+            stream.info.optimistic = False  # some keys exist: probe and MERGE for now
+        return False
