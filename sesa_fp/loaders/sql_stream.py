@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -60,12 +60,16 @@ class _CopyStream:
     def put(self, rec: Any) -> DeadLetter | None:
         """Writes ``rec``'s row; its dead letter when it cannot be a row of the table."""
         info = self.info
-        if self._plain and type(rec) is dict and rec.keys() <= info.colset:
+        row: Any = None
+        if self._plain and type(rec) is dict:
             try:
                 row = self._get(rec)
             except KeyError:
-                row = list(map(rec.get, info.columns))
-        else:
+                row = None
+            if row is None or len(rec) != self.ncols:
+                # a field missing is NULL; a field the table lacks: the dead letter below
+                row = list(map(rec.get, info.columns)) if rec.keys() <= info.colset else None
+        if row is None:
             try:
                 row = self.loader._row(rec, info)
             except (RecordError, TypeError, ValueError) as exc:
@@ -113,6 +117,10 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
     ending: tuple[_Batch, Future[int]] | None = None
     batch = _Batch()
     backlog: list[Any] = []  # records read while the connection was busy with ``ending``
+    # the open COPY's writer, kept in locals for the loop below
+    plain, ncols = False, 0
+    get: Callable[[Any], Any] = type
+    write: Callable[[Any], Any] = type
 
     def settled() -> Iterator[Any]:
         nonlocal ending
@@ -137,6 +145,7 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
             batch = _Batch()
             out = batch.out
             opened = False
+            stream: _CopyStream | None = None
             for item in itertools.islice(it, size):
                 t = type(item)
                 if t is Failure:
@@ -145,32 +154,39 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
                 rec = item.unwrap() if t is Success else item
                 out.append(rec)
                 batch.good += 1
-                stream = batch.stream
                 if stream is not None:
-                    if stream.error is not None:
-                        continue
-                    if stream._plain and type(rec) is dict:
+                    if plain and type(rec) is dict:
                         # the common case inlined: every column there, no other field
                         try:
-                            row = stream._get(rec)
+                            row = get(rec)
                         except KeyError:
                             row = None
-                        if row is not None and len(rec) == stream.ncols:
+                        if row is not None and len(rec) == ncols:
                             try:
-                                stream.write(row)
+                                write(row)
                             except Exception as exc:  # collected path says which record
                                 stream.error = exc
+                                stream = None
                             continue
                     _put(batch, rec, counts, len(out) - 1)
+                    if stream.error is not None:
+                        stream = None
                     continue
                 if opened:
-                    continue  # collected: nothing to write now
+                    continue  # collected, or the COPY failed: nothing to write now
                 backlog.append(rec)
                 if ending is not None and not ending[1].done():
                     continue  # the connection is still ending the last batch
                 yield from settled()
                 opened = True
                 start()
+                stream = batch.stream
+                if stream is not None:
+                    if stream.error is not None:
+                        stream = None
+                    else:
+                        plain, get, write, ncols = (stream._plain, stream._get, stream.write,
+                                                    stream.ncols)
             if not out:
                 break
             counts[0] += len(out)
