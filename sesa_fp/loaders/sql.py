@@ -8,7 +8,8 @@ has returned.
 PostgreSQL (``postgresql://``, ``postgresql+psycopg://``; psycopg 3; `sql_postgres`): no
 row-by-row INSERT. With one target table, each record is written into an open ``COPY ...
 FROM STDIN`` (text format) straight into the table as it is read, so the server parses and
-inserts a batch while the rest of it is read; the batch commits after its last record. That
+inserts a batch while the rest of it is read; after its last record the batch's ``COPY`` ends
+and commits in the loader's worker thread while the next batch is read (`sql_stream`). That
 is how ``insert``/``replace`` batches go (the server's input functions convert the values),
 and ``upsert`` batches while batches keep being new keys (a first load, appending). A batch
 that fails that way (bad data, a lost connection, a unique violation: rolled back) is
