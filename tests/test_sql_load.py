@@ -830,3 +830,58 @@ def test_pg_next_batch_is_read_while_the_last_one_commits(pg: str, mode: str,
         guard.cancel()
         blocker.close()
         _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+def _resume_job(tmp: Path, url: str, mode: str, fail_at: int | None) -> Any:
+    from sesa_fp import read_jsonl, stage, tee
+    from sesa_fp.storage import dlq_sink, to_storage
+    from sesa_fp.stream import partition
+
+    def keep(rec: dict[str, Any]) -> dict[str, Any]:
+        if rec["id"] == fail_at:
+            raise RuntimeError("the job stops here")  # not a record error: the run fails
+        return rec
+
+    return pipe(read_jsonl(str(tmp / "in.jsonl")),
+                tee(to_storage(str(tmp / "staging"), gzip=False, part_max_mb=0.002)),
+                stage(keep, errors=(ValueError,)),
+                load_sql(url, "t", key=["id"], mode=mode, batch_size=16),
+                partition(dlq_sink(str(tmp / "dlq"))))
+
+
+def _resume_case(tmp_path: Path, url: str, count: Any, mode: str) -> None:
+    n = 500
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}, "v": "r{i}"}}\n'
+                                               for i in range(n)))
+    with pytest.raises(Exception, match="the job stops here"):
+        run(_resume_job(tmp_path, url, mode, fail_at=400), progress=False)
+    first = count()
+    assert 0 < first < 400
+    report = run(_resume_job(tmp_path, url, mode, None), progress=False)
+    assert report.conserved and report.dead_letters == 0 and count() == n
+    if mode == "replace":  # the table was emptied again: every part is loaded again
+        assert report.skipped_parts == 0 and report.loaded == n
+    else:  # the parts the ledger names as loaded are skipped, not written again
+        assert report.skipped_parts > 0 and 0 < report.skipped_records <= first
+        assert report.loaded == n - report.skipped_records
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace"])
+def test_sqlite_a_failed_run_resumes_past_the_parts_it_loaded(tmp_path: Path,
+                                                              mode: str) -> None:
+    url, path = _sqlite(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    _resume_case(tmp_path, url, lambda: _rows(path, "SELECT count(*) FROM t")[0][0], mode)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["upsert", "replace"])
+def test_pg_a_failed_run_resumes_past_the_parts_it_loaded(tmp_path: Path, pg: str,
+                                                          mode: str) -> None:
+    schema = f"resume_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE SCHEMA {schema}", f"CREATE TABLE {schema}.t (id int PRIMARY KEY, v text)")
+    url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+    try:
+        _resume_case(tmp_path, url, lambda: _sql(pg, f"SELECT count(*) FROM {schema}.t")[0][0][0],
+                     mode)
+    finally:
+        _sql(pg, f"DROP SCHEMA {schema} CASCADE")

@@ -162,6 +162,10 @@ class SqlLoader(Stage):
             raise ConfigError("load_sql: mode='upsert' needs key=[...] (the conflict target); "
                               "use mode='insert' to only insert")
         self.mode = mode
+        #: a record it yields is committed, and what passes through it (a staged part's mark)
+        #: comes after the records before it committed: a resumed run may trust it. Not in
+        #: ``replace`` mode, which empties the table when a run first writes to it.
+        self.resume_safe = mode != "replace"
         self.columns = _check_columns(columns)
         if create and self.columns is None and not infer_columns:
             raise ConfigError("load_sql: create=True needs columns={name: sql_type} "
