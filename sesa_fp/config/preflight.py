@@ -211,13 +211,16 @@ class TargetReport:
 def check_target(pipeline: Any, *, sample: int = 100) -> TargetReport:
     """Sample ``sample`` records through the transforms, resolve their targets and, for a
     search loader, report indices that do not exist and mapping conflicts (the index's
-    mapping, or the loader's own ``mappings`` for a new index). Writes nothing."""
+    mapping, or the loader's own ``mappings`` for a new index); for a SQL loader, tables
+    that do not exist, fields a table lacks and (PostgreSQL) values it would refuse: wrong
+    type, NULL, CHECK, too long. Writes nothing."""
     from sesa_fp.preview import preview
 
     rows = preview(pipeline, sample)
     loader = next((st for st in pipeline.stages if getattr(st, "kind", None) == "loader"), None)
     targets: dict[str, int] = {}
     examples: dict[str, list[Any]] = {}
+    indices: dict[str, list[int]] = {}
     dead: list[str] = []
     for row in rows:
         if row.dead_letter is not None:
@@ -226,6 +229,7 @@ def check_target(pipeline: Any, *, sample: int = 100) -> TargetReport:
         elif row.target is not None:
             targets[row.target.dataset] = targets.get(row.target.dataset, 0) + 1
             examples.setdefault(row.target.dataset, []).append(row.output)
+            indices.setdefault(row.target.dataset, []).append(row.index)
     missing: list[str] = []
     conflicts: list[str] = []
     notes: list[str] = []
@@ -233,7 +237,7 @@ def check_target(pipeline: Any, *, sample: int = 100) -> TargetReport:
     if loader is None:
         notes.append("no loader: nothing to check on a target")
     elif callable(getattr(loader, "table_columns", None)):
-        _check_tables(loader, examples, missing, conflicts)
+        _check_tables(loader, examples, indices, missing, conflicts)
     elif config is None or not hasattr(loader, "prepare_target"):
         notes.append(f"{loader!r}: targets resolved; existence and mappings are checked "
                      "for search and SQL loaders only")
@@ -265,10 +269,15 @@ def check_target(pipeline: Any, *, sample: int = 100) -> TargetReport:
 
 
 
-def _check_tables(loader: Any, examples: Mapping[str, list[Any]], missing: list[str],
+_SHOWN = 5  # refused records listed one by one per table
+
+
+def _check_tables(loader: Any, examples: Mapping[str, list[Any]],
+                  indices: Mapping[str, list[int]], missing: list[str],
                   conflicts: list[str]) -> None:
     """SQL targets: a missing table (created with ``create=True``, else the run would fail),
-    and sample fields the table lacks (each such record would be a dead letter)."""
+    sample fields the table lacks, and (PostgreSQL) sample values the table would refuse
+    (each such record would be a dead letter), found without touching the table."""
     for table, records in examples.items():
         columns = loader.table_columns(table)
         if columns is None:
@@ -277,9 +286,21 @@ def _check_tables(loader: Any, examples: Mapping[str, list[Any]], missing: list[
                 conflicts.append(f"table {table} does not exist and create is off: the run "
                                  "would fail")
             continue
-        if loader.columns is not None:  # only the listed columns are written
+        extra: list[str] = []
+        if loader.columns is None:  # else only the listed columns are written
+            extra = sorted({f for rec in records for f in rec} - set(columns))
+            if extra:
+                conflicts.append(f"table {table}: the sample has fields the table lacks: "
+                                 f"{', '.join(extra)} (their records would be dead letters)")
+        check = getattr(loader, "check_values", None)
+        refused = check(table, records) if callable(check) else None
+        if refused is None:
             continue
-        extra = sorted({f for rec in records for f in rec} - set(columns))
-        if extra:
-            conflicts.append(f"table {table}: the sample has fields the table lacks: "
-                             f"{', '.join(extra)} (their records would be dead letters)")
+        found = [(n, dl) for n, dl in zip(indices[table], refused, strict=True)
+                 if dl is not None and not (extra and dl.error_type == "RecordError")]
+        for n, dl in found[:_SHOWN]:
+            conflicts.append(f"table {table}: record {n} would be a dead letter: "
+                             f"{dl.error_type}: {dl.error_message}")
+        if len(found) > _SHOWN:
+            conflicts.append(f"table {table}: {len(found) - _SHOWN} more records of the sample "
+                             "would be dead letters")

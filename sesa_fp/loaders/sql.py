@@ -84,7 +84,7 @@ from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError
-from sesa_fp.loaders import sql_generic, sql_postgres, sql_stream
+from sesa_fp.loaders import sql_check, sql_generic, sql_postgres, sql_stream
 from sesa_fp.loaders.sql_errors import (
     SqlLoadError,
     SqlUnavailableError,
@@ -130,6 +130,8 @@ class SqlLoader(Stage):
     _open_stream = sql_stream.open_stream
     _abort_stream = sql_stream.abort_stream
     _finish_stream = sql_stream.finish_stream
+    #: the sample records a PostgreSQL table would refuse (`sql_check`, for pre-flight checks)
+    check_values = sql_check.check_values
     _prepare_generic = sql_generic.prepare_generic
     _write_generic = sql_generic.write_generic
 
