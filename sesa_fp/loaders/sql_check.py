@@ -33,7 +33,7 @@ def check_values(loader: SqlLoader, table: str,
     or the table does not exist). Nothing is written to ``table``.
 
     >>> from sesa_fp.loaders.sql import load_sql
-    >>> check_values(load_sql("sqlite://", "t"), "t", [{"a": 1}]) is None  # not PostgreSQL
+    >>> check_values(load_sql("sqlite://", "t", key=["a"]), "t", [{"a": 1}]) is None
     True
     """
     if not loader.fast or not records:
