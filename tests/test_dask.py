@@ -178,3 +178,31 @@ loader: {{type: files, dataset: out, connection: {{root: "{tmp_path / 'out'}"}}}
               for line in f.read_text().splitlines()]
     assert sorted(r["k"] for r in loaded) == list(range(30))
     assert {r["t"] for r in loaded} == {"x"}
+
+
+def test_local_outputs_are_named_when_workers_run_on_other_machines(
+        cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Workers on this machine share its disk: no warning. Workers elsewhere would each
+    keep their own staging and dead letters: the warning names the local paths (the
+    default dead-letter queue among them) and not the ones on shared storage."""
+    import logging
+
+    from distributed import Client
+
+    from sesa_fp.executors.dask import _warn_local_outputs, _worker_hosts
+    from sesa_fp.report import default_dlq_uri
+
+    with Client(cluster) as client:
+        hosts = _worker_hosts(client)
+    assert hosts == ["127.0.0.1"]
+    job = pipe(read_jsonl(str(tmp_path / "in.jsonl")),
+               tee(to_storage(str(tmp_path / "staging"))),
+               tee(to_storage("s3://shared/staging")))
+    with caplog.at_level(logging.WARNING, logger="sesa_fp"):
+        _warn_local_outputs(job, None, hosts)
+        assert not [r for r in caplog.records if "dask_local_outputs" in r.getMessage()]
+        _warn_local_outputs(job, None, ["127.0.0.1", "10.1.2.3"])
+    [fields] = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+                if r.getMessage() == "dask_local_outputs"]
+    assert fields["hosts"] == ["10.1.2.3"]
+    assert fields["paths"] == [str(tmp_path / "staging"), default_dlq_uri()]

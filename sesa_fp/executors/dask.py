@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -33,7 +34,7 @@ from sesa_fp.stats import walk
 from sesa_fp.storage.partitions import write_merged_manifest
 from sesa_fp.stream import Pipeline
 
-__all__ = ["DaskExecutor", "run_partition_task"]
+__all__ = ["DaskExecutor", "local_outputs", "run_partition_task"]
 
 
 def run_partition_task(payload: bytes, index: int, run_id: str, job: str | None,
@@ -116,6 +117,7 @@ class DaskExecutor:
         reports: list[dict[str, Any]] = []
         errors: list[BaseException] = []
         with self.client() as client:
+            _warn_local_outputs(pipeline, dlq, _worker_hosts(client))
             futures = [client.submit(run_partition_task, payload, i, run_id, job, dlq,
                                      key=f"sesa-{run_id}-{partition_name(i)}", pure=False,
                                      retries=self.retries)
@@ -153,6 +155,53 @@ class DaskExecutor:
                   dropped=merged.dropped, dead_letters=merged.dead_letters,
                   elapsed_s=round(merged.elapsed_s, 3), conserved=merged.conserved)
         return check_conserved(merged) if check else merged
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _worker_hosts(client: Any) -> list[str]:
+    """The hosts of the cluster's workers (from the scheduler); empty when unknown."""
+    try:
+        addresses = list(client.scheduler_info().get("workers", {}))
+    except Exception:  # an older or partial answer: no warning rather than a failure
+        return []
+    return sorted({urlsplit(a).hostname or a for a in addresses})
+
+
+def local_outputs(pipeline: Pipeline, dlq: Any) -> list[str]:
+    """The outputs of ``pipeline`` (staging, dead letters, `load_files`) on a local path,
+    the default dead-letter queue included when no ``partition`` takes the failures.
+
+    >>> from sesa_fp import pipe
+    >>> from sesa_fp.storage import dlq_sink
+    >>> from sesa_fp.stream import partition
+    >>> local_outputs(pipe([], partition(dlq_sink("s3://b/dlq"))), None)
+    []
+    >>> from sesa_fp.report import default_dlq_uri
+    >>> local_outputs(pipe([]), None) == [default_dlq_uri()]  # ./sesa-dlq unless $SESA_DLQ
+    True
+    """
+    import fsspec.utils
+
+    from sesa_fp.report import default_dlq_uri
+
+    uris = [u for obj in walk(pipeline) if isinstance(u := getattr(obj, "uri", None), str)
+            and getattr(obj, "kind", None) in ("staging", "dlq", "loader", None)]
+    if not any(getattr(st, "kind", None) == "partition" for st in pipeline.stages):
+        uris.append(dlq if isinstance(dlq, str) else default_dlq_uri())
+    return [mask_url(u) for u in dict.fromkeys(uris)
+            if fsspec.utils.get_protocol(u) in ("file", "local")]
+
+
+def _warn_local_outputs(pipeline: Pipeline, dlq: Any, hosts: list[str]) -> None:
+    """A warning when workers on other machines would each write to their own disk."""
+    remote = [h for h in hosts if h not in _LOOPBACK]
+    paths = local_outputs(pipeline, dlq) if remote else []
+    if paths:
+        log_event("dask_local_outputs", logging.WARNING, hosts=remote, paths=paths,
+                  hint="workers on other machines write these on their own disks: give "
+                       "them on shared storage (s3://..., a shared mount) or set dlq")
 
 
 def _empty(run_id: str, job: str | None) -> dict[str, Any]:
