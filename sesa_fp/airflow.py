@@ -45,17 +45,19 @@ def sesa_run_id(context: Mapping[str, Any]) -> str:
 class SesaOperator(BaseOperator):
     """Run the YAML job ``config`` with ``sets`` (``--set`` values, templated), in this task's
     process; with ``partition``, only that partition (one mapped task each). Returns the
-    report as a dict (XCom). ``on_kill`` stops the run as SIGTERM stops ``sesa run``:
-    committed output kept, uncommitted staging removed."""
+    report as a dict (XCom). A retried task resumes what the failed try committed;
+    ``fresh=True`` starts over (``sesa run --fresh``). ``on_kill`` stops the run as SIGTERM
+    stops ``sesa run``: committed output kept, uncommitted staging removed."""
 
     template_fields: Sequence[str] = ("config", "sets")
     ui_color = "#d6eaf8"
 
     def __init__(self, *, config: str, sets: Mapping[str, str] | None = None,
                  partition: int | Mapping[str, Any] | None = None,
-                 run_id: str | None = None, **kwargs: Any) -> None:
+                 run_id: str | None = None, fresh: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config
+        self.fresh = fresh
         self.sets = dict(sets or {})
         self.partition = partition
         self.run_id = run_id
@@ -71,7 +73,8 @@ class SesaOperator(BaseOperator):
         self._running = True
         try:
             built, report = run_job(self.config, {k: str(v) for k, v in self.sets.items()},
-                                    partition=part, run_id=run_id, stop=self._stop)
+                                    partition=part, run_id=run_id, stop=self._stop,
+                                    fresh=self.fresh)
         except ConfigError as exc:
             self.log.error("sesa: configuration error: %s", exc)
             raise AirflowFailException(f"sesa: configuration error: {exc}") from None

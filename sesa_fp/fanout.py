@@ -42,10 +42,11 @@ def dead_letter_excess(dlq: DlqSpec | None, report: RunReport) -> str | None:
 
 def run_job(config: str | Path, sets: Mapping[str, str] | None = None, *,
             partition: int | None = None, run_id: str | None = None,
-            progress: bool = False, stop: Any = None) -> tuple[Any, RunReport]:
+            progress: bool = False, stop: Any = None,
+            fresh: bool = False) -> tuple[Any, RunReport]:
     """Build the job and run it (only ``partition`` of it, when given) in this process;
     returns the built job and the report. ``stop`` (a `threading.Event`) ends the run as
-    SIGTERM does when it is set."""
+    SIGTERM does when it is set; ``fresh`` starts over instead of resuming."""
     from sesa_fp.interrupt import stoppable
 
     built = build_job(load_job(config, sets))
@@ -54,7 +55,8 @@ def run_job(config: str | Path, sets: Mapping[str, str] | None = None, *,
         pipeline = partition_pipeline(pipeline, partition)
     if stop is not None:
         pipeline = stoppable(pipeline, stop)
-    return built, run(pipeline, job=built.spec.job_name, run_id=run_id, progress=progress)
+    return built, run(pipeline, job=built.spec.job_name, run_id=run_id, progress=progress,
+                      fresh=fresh)
 
 
 def merge_job_reports(config: str | Path, sets: Mapping[str, str] | None,

@@ -256,7 +256,7 @@ def run(
     """
     if executor is not None:
         return executor.run(stream, progress=progress, run_id=run_id, job=job, check=check,
-                            dlq=dlq)
+                            dlq=dlq, fresh=fresh)
     if not logger.hasHandlers():
         configure_logging()
     run_id = run_id or new_run_id()

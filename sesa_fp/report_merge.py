@@ -3,6 +3,7 @@ with conservation checked over the whole run."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -85,7 +86,22 @@ def merge_reports(
         error="; ".join(f"{r.run_id}: {r.error}" for r in failed) or None,
         stages=_merge_stages(rs),
         outputs=tuple(o for r in rs for o in r.outputs) + tuple(outputs),
+        resumed_parts=sum(r.resumed_parts for r in rs),
+        resumed_records=sum(r.resumed_records for r in rs),
+        skipped_parts=sum(r.skipped_parts for r in rs),
+        skipped_records=sum(r.skipped_records for r in rs),
+        dead_letter_kinds=_merge_kinds(rs),
     )
+
+
+def _merge_kinds(reports: Sequence[RunReport]) -> tuple[dict[str, Any], ...]:
+    """Dead letters by stage and error type, summed, the most frequent first."""
+    kinds: Counter[tuple[str, str]] = Counter()
+    for r in reports:
+        for k in r.dead_letter_kinds:
+            kinds[(k["stage"], k["error_type"])] += k["count"]
+    return tuple({"stage": stage, "error_type": etype, "count": n}
+                 for (stage, etype), n in kinds.most_common())
 
 
 def check_conserved(report: RunReport) -> RunReport:

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from sesa_fp import merge, pipe, run
+from sesa_fp import merge, partition, pipe, run
 from sesa_fp.config import build_job, load_job
 from sesa_fp.errors import ConfigError, ConservationError
 from sesa_fp.fanout import merge_job_reports, run_job
@@ -111,3 +112,24 @@ def test_merged_report_not_conserved_raises() -> None:
 def test_built_job_partitions_match_the_cli(tmp_path: Path) -> None:
     job = _job(tmp_path, files=2)
     assert list_partitions(build_job(load_job(job)).pipeline) == job_partitions(job)
+
+
+def test_merged_report_sums_resumed_skipped_and_dead_letter_kinds(tmp_path: Path) -> None:
+    from sesa_fp import stage
+    from sesa_fp.storage import dlq_sink
+
+    def odd(r: int) -> int:
+        if r % 2:
+            raise ValueError("odd")
+        return r
+
+    a = run(pipe(range(5), stage(odd), partition(dlq_sink(str(tmp_path / "a")))),
+            progress=False)
+    b = run(pipe(range(3), stage(odd), partition(dlq_sink(str(tmp_path / "b")))),
+            progress=False)
+    b = attrs.evolve(b, resumed_parts=1, resumed_records=4, skipped_parts=2, skipped_records=9)
+    merged = merge_reports([a.to_dict(), b])
+    assert merged.dead_letter_kinds == ({"stage": "odd", "error_type": "ValueError",
+                                         "count": 3},)
+    assert (merged.resumed_parts, merged.resumed_records, merged.skipped_parts,
+            merged.skipped_records) == (1, 4, 2, 9)

@@ -38,16 +38,17 @@ __all__ = ["DaskExecutor", "local_outputs", "run_partition_task"]
 
 
 def run_partition_task(payload: bytes, index: int, run_id: str, job: str | None,
-                       dlq: Any) -> dict[str, Any]:
-    """What one Dask task runs: partition ``index`` of the pickled pipeline; its report as a
-    dict. A failure is raised with its partial report attached (``exc.report``)."""
+                       dlq: Any, fresh: bool = False) -> dict[str, Any]:
+    """What one Dask task runs: partition ``index`` of the pickled pipeline (resuming what
+    its sub-prefix committed unless ``fresh``); its report as a dict. A failure is raised
+    with its partial report attached (``exc.report``)."""
     pipeline = loads(payload)
     part = partition_pipeline(pipeline, index)
     if isinstance(dlq, str):
         from sesa_fp.storage.location import join_path
 
         dlq = join_path(dlq, partition_name(index))
-    report = run(part, progress=False, run_id=run_id, job=job, dlq=dlq)
+    report = run(part, progress=False, run_id=run_id, job=job, dlq=dlq, fresh=fresh)
     return report.to_dict()
 
 
@@ -98,8 +99,11 @@ class DaskExecutor:
             yield client
 
     def run(self, pipeline: Pipeline, *, run_id: str | None = None, job: str | None = None,
-            check: bool = True, dlq: Any = None, **_: Any) -> RunReport:
-        """Run every partition as a task and return the merged report (see the module)."""
+            check: bool = True, dlq: Any = None, fresh: bool = False,
+            **_: Any) -> RunReport:
+        """Run every partition as a task and return the merged report (see the module). A
+        partition resumes what its sub-prefix committed, as `run` does; ``fresh`` starts
+        every partition over."""
         if not isinstance(pipeline, Pipeline):
             raise ConfigError("DaskExecutor runs a pipe(...) (its source's partitions are the "
                               f"tasks), got {type(pipeline).__name__}")
@@ -118,7 +122,7 @@ class DaskExecutor:
         errors: list[BaseException] = []
         with self.client() as client:
             _warn_local_outputs(pipeline, dlq, _worker_hosts(client))
-            futures = [client.submit(run_partition_task, payload, i, run_id, job, dlq,
+            futures = [client.submit(run_partition_task, payload, i, run_id, job, dlq, fresh,
                                      key=f"sesa-{run_id}-{partition_name(i)}", pure=False,
                                      retries=self.retries)
                        for i in range(n)]
