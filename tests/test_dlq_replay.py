@@ -30,6 +30,7 @@ from sesa_fp import (
     tee,
     to_storage,
 )
+from sesa_fp.errors import CorruptPartError
 from sesa_fp.replay import job_parts, start_stage
 from sesa_fp.stats import Stage
 from sesa_fp.storage.resolved import read_marks
@@ -129,6 +130,25 @@ def test_second_replay_loads_nothing_again_and_a_failing_letter_stays_once() -> 
     assert pending[0].letter["replay_of"] is not None
     everything = list(read_dead_letters(f"{base}/dlq/", skip_resolved=False))
     assert sorted(r["k"] for r in everything) == ["b", "d", "e", "e", "e"]
+
+
+def test_a_folder_whose_letters_are_all_resolved_is_not_read_again() -> None:
+    """The first run's folder is wholly resolved after one replay: a second replay counts its
+    letters as skipped from the marks alone. Its part gets bytes appended here, which a read
+    would refuse (checksum), and nothing fails."""
+    base = _mem()
+    _first_run(base, RECORDS)
+    _replay(base, run_id="replay1")
+    fs = fsspec.filesystem("memory")
+    [folder] = [p.rsplit("/", 1)[0] for p in fs.glob(f"{base}/dlq/run_id=run1/_manifest.json")]
+    for part in fs.glob(f"{folder}/part-*"):
+        fs.pipe_file(part, fs.cat_file(part) + b"garbage")
+    second = _replay(base, run_id="replay2")
+    out = _outputs(second)["dead_letters_read"]
+    assert (out["runs"], out["letters"], out["skipped_resolved"], out["yielded"]) == (2, 4, 3, 1)
+    # without the marks the same folder is read, and its damage found
+    with pytest.raises(CorruptPartError, match="fails its checksum"):
+        list(read_dead_letters(f"{base}/dlq/", skip_resolved=False))
 
 
 def test_marks_record_each_outcome_beside_its_letters() -> None:

@@ -163,6 +163,18 @@ class DeadLetterSource:
             skip_to = (0, 0)
             if self.start is not None and name == self.start["run"]:
                 skip_to = (self.start["part"], self.start["record"])
+            if self.skip_resolved and skip_to == (0, 0) and all(
+                    letter_id(part.sha256, i) in marks or letter_id(part.sha256, i) in replayed
+                    for part in manifest.parts for i in range(part.records)):
+                # every letter of this folder is resolved: nothing to read there
+                total = sum(part.records for part in manifest.parts)
+                counts["letters"] += total
+                counts["skipped_resolved"] += total
+                if manifest.parts:
+                    last = len(manifest.parts) - 1
+                    self._pos = {"run": name, "part": last,
+                                 "record": manifest.parts[last].records}
+                continue
             records = iter(StorageSource(url_of(self._fs, folder, self.uri),
                                          reveal_tree(self.storage_options) or None))
             for p, part in enumerate(manifest.parts):
