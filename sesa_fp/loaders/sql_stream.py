@@ -214,10 +214,8 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
         ending = None
         raise
     finally:
-        if ending is not None:
-            with contextlib.suppress(BaseException):
-                ending[1].result()
-        pool.shutdown(wait=True)
+        # after a second interrupt while a batch was still ending, do not wait for it again
+        pool.shutdown(wait=ending is None)
 
 
 def _put(batch: _Batch, rec: Any, counts: list[int], at: int | None = None) -> None:
@@ -243,10 +241,11 @@ def _index(out: list[Any], rec: Any) -> int:
 
 def _abandon(loader: SqlLoader, batch: _Batch,
              ending: tuple[_Batch, Future[int]] | None) -> None:
-    """The run stopped while ``batch`` was read: its COPY (open only once the batch before
-    it was settled) is aborted; the batch ending in the worker finishes on its own."""
+    """The run stopped while ``batch`` was read: the batch ending in the worker finishes
+    first (committed or not, and counted so), then ``batch``'s COPY (open only once the batch
+    before it was settled) is aborted. A second interrupt while waiting is not held back."""
     if ending is not None:
-        with contextlib.suppress(BaseException):
+        with contextlib.suppress(Exception):
             ending[1].result()
     if batch.stream is not None:
         loader._abort_stream(batch.stream)
