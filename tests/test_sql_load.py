@@ -760,7 +760,13 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
 
     def records() -> Iterator[dict[str, Any]]:
         for i in range(150):
-            yield {"id": i, "v": "x"}
+            if i == 110:  # batch 2's COPY opens once batch 1 has committed
+                deadline = time.monotonic() + 30
+                while _sql(pg, f"SELECT count(*) FROM {table}") != [[(100,)]]:
+                    assert time.monotonic() < deadline, "batch 1 did not commit"
+                    time.sleep(0.01)
+            # a field the table lacks: a dead letter, of a batch that is then abandoned
+            yield {"id": i, "v": "x", **({"zz": 1} if i == 120 else {})}
         raise ValueError("source broke")
 
     try:
@@ -769,6 +775,9 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
         with pytest.raises(ValueError, match="source broke"):
             seen.extend(loader(records()))
         assert len(seen) == 100 and loader.stats.committed == 100
+        # what the stage counts is what it passed on: the abandoned batch's dead letter
+        # never reached a dead-letter queue, so it is not counted either
+        assert (loader.stats.n_in, loader.stats.n_out, loader.stats.failed) == (100, 100, 0)
         assert _sql(pg, f"SELECT count(*), max(id) FROM {table}") == [[(100, 99)]]
         assert _sql(pg, "SELECT count(*) FROM pg_stat_activity WHERE state LIKE "
                         f"'idle in transaction%' AND query LIKE '%{table}%'") == [[(0,)]]

@@ -94,20 +94,24 @@ class _CopyStream:
 
 class _Batch:
     """One batch: its items in input order (records unwrapped, failures as they are), how
-    many are records to write, and the ``COPY`` they go into (None: collected)."""
+    many are records to write, how many became dead letters on the way in, the ``COPY``
+    they go into (None: collected), and whether the worker has it (``handed``)."""
 
-    __slots__ = ("good", "out", "stream")
+    __slots__ = ("dead", "good", "handed", "out", "stream")
 
     def __init__(self) -> None:
         self.out: list[Any] = []
         self.good = 0
+        self.dead = 0
         self.stream: _CopyStream | None = None
+        self.handed = False
 
 
 def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
                   counts: list[int]) -> Iterator[Any]:
     """The stage's items for one static table on PostgreSQL (see the module docstring);
-    ``counts`` is ``[read, emitted, dead letters]``, kept up to date."""
+    ``counts`` is ``[read, emitted, dead letters]``: a batch's items and dead letters are
+    counted as it is yielded."""
     it = iter(upstream)
     name = loader.table.template
     size = loader.batch_size
@@ -116,7 +120,7 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
     # of its dead letters found on the collected path)
     ending: tuple[_Batch, Future[int]] | None = None
     batch = _Batch()
-    backlog: list[Any] = []  # records read while the connection was busy with ``ending``
+    backlog: list[int] = []  # places in batch.out of records read while ``ending`` ran
     # the open COPY's writer, kept in locals for the loop below
     plain, ncols = False, 0
     get: Callable[[Any], Any] = type
@@ -126,18 +130,19 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
         nonlocal ending
         if ending is not None:
             done, fut = ending
+            dead = fut.result()  # the worker is done with the connection
             ending = None
-            counts[2] += fut.result()
+            counts[2] += done.dead + dead
             counts[1] += len(done.out)
             yield from done.out
 
     def start() -> None:
         """Opens the ``COPY`` for ``batch`` (the connection is free) and writes the records
         of the backlog (the batch's records so far, its first one first)."""
-        batch.stream = loader._open_stream(name, backlog[0])
+        batch.stream = loader._open_stream(name, batch.out[backlog[0]])
         if batch.stream is not None:
-            for r in backlog:
-                _put(batch, r, counts)
+            for i in backlog:
+                _put(batch, i)
         backlog.clear()
 
     try:
@@ -168,13 +173,13 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
                                 stream.error = exc
                                 stream = None
                             continue
-                    _put(batch, rec, counts, len(out) - 1)
+                    _put(batch, len(out) - 1)
                     if stream.error is not None:
                         stream = None
                     continue
                 if opened:
                     continue  # collected, or the COPY failed: nothing to write now
-                backlog.append(rec)
+                backlog.append(len(out) - 1)
                 if ending is not None and not ending[1].done():
                     continue  # the connection is still ending the last batch
                 yield from settled()
@@ -196,58 +201,47 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
                 opened = True
                 start()
             yield from settled()
+            batch.handed = True  # from here on only the worker touches its COPY
             ending = (batch, pool.submit(_end, loader, batch, name))
         yield from settled()
     except Exception:
         # upstream failed: the batch being read commits nothing; the one ending is kept
         # (and yielded) once it is settled
         _abandon(loader, batch, ending)
-        ending_now, ending = ending, None
-        if ending_now is not None:
-            done, fut = ending_now
-            counts[2] += fut.result()
-            counts[1] += len(done.out)
-            yield from done.out
+        yield from settled()
         raise
-    except BaseException:  # the run stopped (closed early, interrupted)
+    except BaseException:  # the run stopped (closed early, interrupted): nothing yielded
         _abandon(loader, batch, ending)
-        ending = None
         raise
     finally:
-        # after a second interrupt while a batch was still ending, do not wait for it again
-        pool.shutdown(wait=ending is None)
+        # the worker may still hold the connection (a stop while a batch was ending, or
+        # during the hand-over): the loader closes it only after this
+        pool.shutdown(wait=True)
 
 
-def _put(batch: _Batch, rec: Any, counts: list[int], at: int | None = None) -> None:
-    """Writes ``rec`` into ``batch``'s COPY the careful way: a record that cannot be a row
-    of the table becomes its dead letter there (``at``: its place in ``batch.out``)."""
+def _put(batch: _Batch, i: int) -> None:
+    """Writes ``batch.out[i]`` into ``batch``'s COPY the careful way: a record that cannot be
+    a row of the table becomes its dead letter there."""
     stream = batch.stream
     if stream is None or stream.error is not None:
         return
-    dead = stream.put(rec)
+    dead = stream.put(batch.out[i])
     if dead is not None:
-        i = at if at is not None else _index(batch.out, rec)
         batch.out[i] = Failure(dead)
         batch.good -= 1
-        counts[2] += 1
-
-
-def _index(out: list[Any], rec: Any) -> int:
-    for i, item in enumerate(out):
-        if item is rec:
-            return i
-    raise ValueError("record not in its batch")  # pragma: no cover
+        batch.dead += 1
 
 
 def _abandon(loader: SqlLoader, batch: _Batch,
              ending: tuple[_Batch, Future[int]] | None) -> None:
     """The run stopped while ``batch`` was read: the batch ending in the worker finishes
-    first (committed or not, and counted so), then ``batch``'s COPY (open only once the batch
-    before it was settled) is aborted. A second interrupt while waiting is not held back."""
+    first (committed or not, and counted so by the loader's stats), then ``batch``'s COPY
+    (open only once the batch before it was settled) is aborted, unless the worker has it.
+    A second interrupt while waiting is not held back (the pool is still waited for)."""
     if ending is not None:
         with contextlib.suppress(Exception):
             ending[1].result()
-    if batch.stream is not None:
+    if batch.stream is not None and not batch.handed:
         loader._abort_stream(batch.stream)
 
 
