@@ -12,12 +12,11 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
-from returns.result import Failure
+from typing import Any, NoReturn
 
 from sesa_fp.errors import ConfigError, SesaError, StageError
 from sesa_fp.stats import Stage, refuse_sinks
+from sesa_fp.window import bounded_window
 
 __all__ = ["Merge", "WorkerScope", "map_concurrent", "merge", "worker_scope"]
 
@@ -162,6 +161,11 @@ class _MapConcurrent(Stage):
                 close_errors.append(exc)
             _local.scope = None
 
+    def _fail(self, exc: BaseException) -> NoReturn:
+        if isinstance(exc, SesaError):
+            raise exc  # already typed and named (an unreachable host...)
+        raise StageError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
         tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         results: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -169,56 +173,20 @@ class _MapConcurrent(Stage):
         group = _ThreadGroup("sesa-worker", self._work,
                              [(tasks, results, close_errors)] * self.workers)
         it = iter(upstream)
-        window, ordered = self.window, self.ordered
-        in_flight = n_in = n_out = 0
-        seq_next = seq_yield = 0
-        done: dict[int, Any] = {}
-        exhausted = finished = False
+        counts = [0, 0]
+        finished = False
         try:
             with group:
-                while True:
-                    while not exhausted and in_flight < window:
-                        try:
-                            item = next(it)
-                        except StopIteration:
-                            exhausted = True
-                            break
-                        if type(item) is Failure:
-                            results.put((seq_next, True, item))  # dead letters skip workers
-                        else:
-                            tasks.put((seq_next, item))
-                        seq_next += 1
-                        in_flight += 1
-                        n_in += 1
-                        if in_flight > self.max_in_flight_seen:
-                            self.max_in_flight_seen = in_flight
-                    if in_flight == 0:
-                        break
-                    seq, ok, value = results.get()
-                    if not ok:
-                        if isinstance(value, SesaError):
-                            raise value  # already typed and named (an unreachable host...)
-                        raise StageError(
-                            f"{self.name} failed: {type(value).__name__}: {value}"
-                        ) from value
-                    if not ordered:
-                        in_flight -= 1
-                        n_out += 1
-                        yield value
-                        continue
-                    done[seq] = value
-                    while seq_yield in done:
-                        value = done.pop(seq_yield)
-                        seq_yield += 1
-                        in_flight -= 1
-                        n_out += 1
-                        yield value
+                yield from bounded_window(it, window=self.window,
+                                          ordered=self.ordered, submit=tasks.put,
+                                          results=results, fail=self._fail, counts=counts,
+                                          peak=self)
                 finished = True
         finally:
             for _ in group.threads:
                 tasks.put(_STOP)
             group.join()
-            self.stats.add(n_in=n_in, n_out=n_out)
+            self.stats.add(n_in=counts[0], n_out=counts[1])
         if finished and close_errors:
             raise StageError(f"{self.name}: closing a worker resource failed") from close_errors[0]
 

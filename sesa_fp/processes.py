@@ -20,13 +20,14 @@ import multiprocessing.util
 import queue
 import signal
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from returns.result import Failure
 
 from sesa_fp.errors import SesaError, StageError
 from sesa_fp.pickling import check_picklable, loads
 from sesa_fp.stats import Stage, StageStats, stats_of
+from sesa_fp.window import bounded_window
 
 __all__ = ["ProcessMap"]
 
@@ -128,6 +129,14 @@ class ProcessMap(Stage):
     def children(self) -> tuple[Any, ...]:
         return (self.fn,)
 
+    def _fail(self, exc: BaseException) -> NoReturn:
+        if isinstance(exc, SesaError):
+            raise exc
+        if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
+            raise StageError(f"{self.name}: a worker process died ({exc}); the run stops "
+                             "here") from exc
+        raise StageError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
         from sesa_fp.result import current_run_id
 
@@ -140,11 +149,7 @@ class ProcessMap(Stage):
             initializer=_init_worker, initargs=(payload, current_run_id()))
         futures: set[concurrent.futures.Future[Any]] = set()
         it = iter(upstream)
-        window, ordered = self.window, self.ordered
-        in_flight = n_in = n_out = 0
-        seq_next = seq_yield = 0
-        done: dict[int, Any] = {}
-        exhausted = False
+        counts = [0, 0]
 
         def deliver(seq: int) -> Callable[[concurrent.futures.Future[Any]], None]:
             def callback(fut: concurrent.futures.Future[Any]) -> None:
@@ -155,52 +160,26 @@ class ProcessMap(Stage):
                 results.put((seq, False, exc) if exc is not None else (seq, True, fut.result()))
             return callback
 
+        def submit(task: tuple[int, Any]) -> None:
+            seq, item = task
+            fut = pool.submit(_call, item)
+            futures.add(fut)
+            fut.add_done_callback(deliver(seq))
+
+        def receive(value: Any) -> Any:
+            if type(value) is Failure:
+                return value  # a dead letter passed by: no worker, no counters
+            value, deltas = value
+            for i, delta in deltas:
+                local_stats[i].add(**dict(zip(_COUNTERS, delta, strict=True)))
+            return value
+
         try:
-            while True:
-                while not exhausted and in_flight < window:
-                    try:
-                        item = next(it)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    if type(item) is Failure:
-                        results.put((seq_next, True, (item, ())))  # dead letters skip workers
-                    else:
-                        fut = pool.submit(_call, item)
-                        futures.add(fut)
-                        fut.add_done_callback(deliver(seq_next))
-                    seq_next += 1
-                    in_flight += 1
-                    n_in += 1
-                    self.max_in_flight_seen = max(self.max_in_flight_seen, in_flight)
-                if in_flight == 0:
-                    break
-                seq, ok, value = results.get()
-                if not ok:
-                    if isinstance(value, SesaError):
-                        raise value
-                    if isinstance(value, concurrent.futures.process.BrokenProcessPool):
-                        raise StageError(f"{self.name}: a worker process died ({value}); the "
-                                         "run stops here") from value
-                    raise StageError(
-                        f"{self.name} failed: {type(value).__name__}: {value}") from value
-                value, deltas = value
-                for i, delta in deltas:
-                    local_stats[i].add(**dict(zip(_COUNTERS, delta, strict=True)))
-                if not ordered:
-                    in_flight -= 1
-                    n_out += 1
-                    yield value
-                    continue
-                done[seq] = value
-                while seq_yield in done:
-                    value = done.pop(seq_yield)
-                    seq_yield += 1
-                    in_flight -= 1
-                    n_out += 1
-                    yield value
+            yield from bounded_window(it, window=self.window, ordered=self.ordered,
+                                      submit=submit, results=results, fail=self._fail,
+                                      counts=counts, peak=self, receive=receive)
         finally:
             for fut in list(futures):
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-            self.stats.add(n_in=n_in, n_out=n_out)
+            self.stats.add(n_in=counts[0], n_out=counts[1])

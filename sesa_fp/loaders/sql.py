@@ -76,10 +76,9 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import more_itertools
-import tenacity
 from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate, Target
@@ -104,7 +103,7 @@ from sesa_fp.loaders.sql_table import (
 )
 from sesa_fp.logs import log_event
 from sesa_fp.result import DeadLetter
-from sesa_fp.search.base import backoff_wait
+from sesa_fp.retrying import backoff_wait, retry_call
 from sesa_fp.secrets import Secret, mask_url, redact, secret_strings, to_secret
 from sesa_fp.stats import Stage
 
@@ -342,24 +341,15 @@ class SqlLoader(Stage):
     def _with_retries(self, fn: Any, what: str) -> Any:
         """``fn()`` (which uses ``self._connect()``), retried after a lost connection with
         backoff and jitter; an outage that outlasts the retries is `SqlUnavailableError`."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Disconnected),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=backoff_wait(self.retry_backoff),
-            before_sleep=lambda state: self.stats.add(retries=1),
-            reraise=True,
-        )
-        attempts = 0
-        try:
-            for attempt in retrying:
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    return fn()
-        except _Disconnected as exc:
+        def give_up(exc: _Disconnected, attempts: int) -> NoReturn:
             log_event("sql_load_unavailable", logging.ERROR, host=self.host,
                       attempts=attempts, error=self._mask(_first_line(exc.cause)))
             raise self._unavailable(exc.cause, what, attempts) from exc.cause
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return retry_call(fn, on=_Disconnected, max_retries=self.max_retries,
+                          wait=backoff_wait(self.retry_backoff),
+                          before_sleep=lambda state: self.stats.add(retries=1),
+                          give_up=give_up)
 
     # -- tables -------------------------------------------------------------------------------
     def _q(self, name: str) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import tenacity
 
+from sesa_fp.retrying import backoff_delay, backoff_wait, retry_call
 from sesa_fp.search.config import SearchConfig
 from sesa_fp.search.errors import (
     SearchRequestError,
@@ -135,37 +136,6 @@ class SearchClient(abc.ABC):
         return f"<{type(self).__name__} {self.host}>"
 
 
-def backoff_wait(base: float, cap: float = 30.0) -> tenacity.wait.wait_base:
-    """Exponential backoff with jitter over the upper half, as a tenacity wait: attempt ``n``
-    waits between half and all of ``min(cap, base * 2 ** (n - 1))`` (a fixed half plus
-    tenacity's full-jitter half, so retries spread out but never fire at once).
-
-    >>> import tenacity
-    >>> wait = backoff_wait(0.5)
-    >>> state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
-    >>> state.attempt_number = 3
-    >>> 1.0 <= wait(state) <= 2.0
-    True
-    """
-    half, half_cap = base / 2, cap / 2
-    return (tenacity.wait_exponential(multiplier=half, max=half_cap)
-            + tenacity.wait_random_exponential(multiplier=half, max=half_cap))
-
-
-def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1 = the first retry): `backoff_wait`'s
-    value, for retry loops that are not a tenacity ``Retrying`` (per-item bulk retries).
-
-    >>> 0.25 <= backoff_delay(1, 0.5) <= 0.5
-    True
-    >>> 15.0 <= backoff_delay(20, 0.5) <= 30.0
-    True
-    """
-    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    return float(backoff_wait(base, cap)(state))
-
-
 def give_up_error(err: SearchTransportError, what: str, attempts: int) -> Exception:
     """The typed error raised when ``err`` is final: `SearchUnavailableError` when the host
     did not answer or kept answering "try later" (429, 5xx) until the retries ran out (an
@@ -205,20 +175,9 @@ def call_with_retries(fn: Callable[[], T], *, what: str, max_retries: int, backo
         if on_retry is not None:
             on_retry()
 
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(
-            lambda e: isinstance(e, SearchTransportError) and e.retryable),
-        stop=tenacity.stop_after_attempt(max_retries + 1),
-        wait=backoff_wait(backoff),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    attempts = 0
-    try:
-        for attempt in retrying:
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                return fn()
-    except SearchTransportError as err:
+    def give_up(err: SearchTransportError, attempts: int) -> NoReturn:
         raise give_up_error(err, what, attempts) from err
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return retry_call(fn, on=SearchTransportError, retryable=lambda e: e.retryable,
+                      max_retries=max_retries, wait=backoff_wait(backoff),
+                      before_sleep=before_sleep, give_up=give_up)

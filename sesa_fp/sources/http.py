@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import httpx
 import orjson
@@ -28,7 +28,7 @@ from sesa_fp import codec
 from sesa_fp.concurrency import merge
 from sesa_fp.errors import ConfigError, SesaError
 from sesa_fp.logs import log_event
-from sesa_fp.search.base import backoff_wait
+from sesa_fp.retrying import backoff_wait, retry_call
 from sesa_fp.secrets import (
     Secret,
     mask_mapping,
@@ -656,21 +656,14 @@ class HttpSource:
                       error=self._redact(str(exc)),
                       wait_s=round(state.upcoming_sleep, 3))
 
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=self._wait, before_sleep=before_sleep, reraise=True)
-        attempts = 0
-        try:
-            for attempt in retrying:
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    return self._send(client, req)
-        except _Transient as exc:
+        def give_up(exc: _Transient, attempts: int) -> NoReturn:
             raise HttpUnavailableError(self.host, self._redact(
                 f"http_source: API host {self.host} unavailable after {attempts} attempt(s) "
                 f"(page {self.pages}, {req.describe()}): {exc}")) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return retry_call(lambda: self._send(client, req), on=_Transient,
+                          max_retries=self.max_retries, wait=self._wait,
+                          before_sleep=before_sleep, give_up=give_up)
 
 
 def http_source(

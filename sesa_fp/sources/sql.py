@@ -26,12 +26,13 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
 import tenacity
 
 from sesa_fp.errors import ConfigError, SesaError
 from sesa_fp.logs import log_event
+from sesa_fp.retrying import backoff_wait, retry_call
 from sesa_fp.secrets import (
     MASK,
     Secret,
@@ -78,12 +79,6 @@ def _positive(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"sql_source: {name} must be a positive int, got {value!r}")
     return value
-
-
-def _backoff(base: float, cap: float = 30.0) -> Any:
-    half, half_cap = base / 2, cap / 2
-    return (tenacity.wait_exponential(multiplier=half, max=half_cap)
-            + tenacity.wait_random_exponential(multiplier=half, max=half_cap))
 
 
 class _Range:
@@ -307,17 +302,18 @@ class SqlSource:
 
         dbapi_errors = engine.dialect.loaded_dbapi
         unreachable = (sa.exc.OperationalError, dbapi_errors.OperationalError)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(unreachable),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=_backoff(self.retry_backoff), before_sleep=before_sleep, reraise=True)
-        try:
-            dbapi = retrying(engine.raw_connection)
-        except unreachable as exc:
+
+        def give_up(exc: Exception, attempts: int) -> NoReturn:
             raise SqlUnavailableError(
                 f"sql_source: cannot connect to {self.host} ({self.shown_url}) after "
                 f"{self.max_retries + 1} attempts: {self._mask(_first_line(exc))}"
             ) from None
+
+        try:
+            dbapi = retry_call(engine.raw_connection, on=unreachable,
+                               max_retries=self.max_retries,
+                               wait=backoff_wait(self.retry_backoff),
+                               before_sleep=before_sleep, give_up=give_up)
         except (sa.exc.DBAPIError, dbapi_errors.Error) as exc:
             raise SqlQueryError(f"sql_source: {self.host} refused the connection: "
                                 f"{self._mask(_first_line(exc))}") from None
