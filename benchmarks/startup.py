@@ -44,11 +44,13 @@ VARIANTS = {
 }
 
 
-def once(code: str, env: dict[str, str]) -> tuple[float, float, list[str]]:
-    """(wall, CPU, heavy modules loaded) of one fresh interpreter running ``code``."""
+def once(code: str, env: dict[str, str], cwd: str) -> tuple[float, float, list[str]]:
+    """(wall, CPU, heavy modules loaded) of one fresh interpreter running ``code`` in ``cwd``
+    (``python -c`` puts the working directory first on sys.path)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", f"{code}\n{_REPORT}"], env=env, check=False,
+    proc = subprocess.run([sys.executable, "-c", f"{code}\n{_REPORT}"], env=env, cwd=cwd,
+                          check=False,
                           capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -74,7 +76,7 @@ def measure(repos: dict[str, str], repeat: int) -> dict[str, tuple[
     for _ in range(repeat):
         for name, code in VARIANTS.items():
             for key, env in envs.items():
-                wall, cpu, loaded = once(code, env)
+                wall, cpu, loaded = once(code, env, repos[key])
                 w, c = best[key].get(name, (wall, cpu))
                 best[key][name] = (min(w, wall), min(c, cpu))
                 heavy[key][name] = loaded
