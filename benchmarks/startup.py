@@ -29,7 +29,7 @@ from _common import REPO, emit, log
 HEAVY = ("fsspec", "s3fs", "botocore", "aiobotocore", "aiohttp", "opensearchpy",
          "elasticsearch", "elastic_transport", "sqlalchemy", "psycopg", "dask", "distributed",
          "prometheus_client", "tenacity", "tornado", "jinja2", "yaml", "cattrs", "typer",
-         "adlfs", "gcsfs", "tqdm", "cloudpickle", "httpx", "asyncio")
+         "adlfs", "gcsfs", "tqdm", "cloudpickle", "httpx", "rich", "asyncio")
 
 _REPORT = (f"import sys, json; print(json.dumps(sorted(m for m in {HEAVY!r} "
            "if m in sys.modules)))")
