@@ -96,3 +96,13 @@ def test_lazy_names_are_the_same_objects_as_their_modules() -> None:
     assert sesa_fp.sources.SqlSource is SqlSource
     assert sesa_fp.loaders.load_es is load_es is sesa_fp.load_es
     assert sesa_fp.loaders.SearchLoader is SearchLoader
+
+
+def test_submodules_import_sesa_fp_used_to_load_are_still_attributes() -> None:
+    code = ("import sesa_fp\n"
+            "assert {'search'} <= set(dir(sesa_fp)) and 'search' in dir(sesa_fp.loaders)\n"
+            "assert {'search', 'sql', 'sql_values'} <= set(dir(sesa_fp.sources))\n"
+            "sesa_fp.search.adaptive.AdaptiveLimit, sesa_fp.search.util.error_details\n"
+            "sesa_fp.loaders.search.load_es, sesa_fp.sources.search.es_source\n"
+            "sesa_fp.sources.sql.sql_source, sesa_fp.sources.sql_values\n")
+    assert {"tenacity"} <= loaded_after(code)  # the probe sees what the code imported

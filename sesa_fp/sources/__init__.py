@@ -1,7 +1,5 @@
 """Sources: lazy iterators of records (and dead letters for unreadable input)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING
 
 from sesa_fp.sources.files import JsonlSource, read_jsonl
@@ -14,17 +12,21 @@ __all__ = ["JsonlSource", "SearchSource", "SqlSource", "es_source", "read_jsonl"
 
 _LAZY = {"SearchSource": "search", "es_source": "search", "SqlSource": "sql",
          "sql_source": "sql"}
+#: submodules this package imported eagerly before: still reachable as attributes
+_SUBMODULES = ("search", "sql", "sql_values")
 
 
 def __getattr__(name: str) -> object:
     # The search and SQL sources (and the retry library under them) load on first use, so
     # importing `read_jsonl` does not pay for them.
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(f"sesa_fp.sources.{_LAZY[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"sesa_fp.sources.{name}")
     raise AttributeError(f"module 'sesa_fp.sources' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, *_SUBMODULES})
