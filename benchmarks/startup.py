@@ -9,9 +9,10 @@ PYTHONPATH); ``sesa --help`` is the console script's ``main`` with ``--help``.
     python benchmarks/startup.py --repeat 5
 
 Keys: ``python_s`` (``python -c pass``), ``import_s``, ``help_s``, ``read_jsonl_s`` (import,
-build ``pipe(read_jsonl(...), stage(...))`` without consuming it), their CPU twins
-(``*_cpu_s``), ``import_extra_s`` / ``help_extra_s`` (minus the bare interpreter), and
-``heavy_loaded`` per variant: the heavy packages found in ``sys.modules`` afterwards.
+build ``pipe(read_jsonl(...), stage(...))`` without consuming it), their medians
+(``*_median_s``) and CPU twins (``*_cpu_s``), ``*_extra_s`` (minus the bare interpreter), and
+``heavy_loaded`` per variant: the heavy packages found in ``sys.modules`` afterwards. With
+``--baseline-repo``: the same keys under ``baseline``, and ``*_ratio`` / ``*_cpu_ratio``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 from _common import REPO, emit, log
 
@@ -61,9 +64,8 @@ def once(code: str, env: dict[str, str], cwd: str) -> tuple[float, float, list[s
     return wall, cpu, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(repos: dict[str, str], repeat: int) -> dict[str, tuple[
-        dict[str, tuple[float, float]], dict[str, list[str]]]]:
-    """Per checkout: the best (wall, CPU) and the heavy modules loaded, per variant; the
+def measure(repos: dict[str, str], repeat: int) -> dict[str, dict[str, Any]]:
+    """Per checkout and variant: every (wall, CPU) sample and the heavy modules loaded; the
     checkouts and variants alternate within each round."""
     envs = {}
     for key, repo in repos.items():
@@ -71,20 +73,30 @@ def measure(repos: dict[str, str], repeat: int) -> dict[str, tuple[
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
         env.pop("PYTHONPROFILEIMPORTTIME", None)
         envs[key] = env
-    best: dict[str, dict[str, tuple[float, float]]] = {key: {} for key in repos}
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {key: {} for key in repos}
     heavy: dict[str, dict[str, list[str]]] = {key: {} for key in repos}
     for _ in range(repeat):
         for name, code in VARIANTS.items():
             for key, env in envs.items():
                 wall, cpu, loaded = once(code, env, repos[key])
-                w, c = best[key].get(name, (wall, cpu))
-                best[key][name] = (min(w, wall), min(c, cpu))
+                samples[key].setdefault(name, []).append((wall, cpu))
                 heavy[key][name] = loaded
+    out: dict[str, dict[str, Any]] = {}
     for key, repo in repos.items():
-        for name, (wall, cpu) in best[key].items():
-            log(f"{repo}: {name:>10}: {wall:.3f}s wall, {cpu:.3f}s CPU; heavy: "
+        fields: dict[str, Any] = {}
+        for name, runs in samples[key].items():
+            walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+            fields[f"{name}_s"] = round(min(walls), 3)
+            fields[f"{name}_median_s"] = round(statistics.median(walls), 3)
+            fields[f"{name}_cpu_s"] = round(min(cpus), 3)
+            log(f"{repo}: {name:>10}: best {min(walls):.3f}s wall (median "
+                f"{statistics.median(walls):.3f}s), {min(cpus):.3f}s CPU; heavy: "
                 f"{', '.join(heavy[key][name])}")
-    return {key: (best[key], heavy[key]) for key in repos}
+        for name in ("import", "help", "read_jsonl"):
+            fields[f"{name}_extra_s"] = round(fields[f"{name}_s"] - fields["python_s"], 3)
+        fields["heavy_loaded"] = heavy[key]
+        out[key] = fields
+    return out
 
 
 def main() -> None:
@@ -92,29 +104,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--baseline-repo", help="another checkout (e.g. `git worktree add` of an "
                     "older commit) measured the same way, interleaved; adds `baseline` and "
-                    "`*_ratio` keys (this checkout / baseline)")
+                    "`*_ratio` keys (this checkout / baseline, best wall times)")
     args = ap.parse_args()
-    result: dict[str, object] = {"repeat": args.repeat}
-    runs = {"": str(REPO)}
+    result: dict[str, Any] = {"repeat": args.repeat}
+    runs = {"this": str(REPO)}
     if args.baseline_repo:
-        runs["baseline_"] = os.path.abspath(args.baseline_repo)
+        runs["baseline"] = os.path.abspath(args.baseline_repo)
     measured = measure(runs, args.repeat)
-    for prefix, (best, heavy) in measured.items():
-        out: dict[str, object] = {}
-        for name, (wall, cpu) in best.items():
-            out[f"{name}_s"] = round(wall, 3)
-            out[f"{name}_cpu_s"] = round(cpu, 3)
-        for name in ("import", "help", "read_jsonl"):
-            out[f"{name}_extra_s"] = round(best[name][0] - best["python"][0], 3)
-        out["heavy_loaded"] = heavy
-        if prefix:
-            result["baseline"] = out
-        else:
-            result.update(out)
+    result.update(measured["this"])
     if args.baseline_repo:
-        base = measured["baseline_"][0]
+        base = result["baseline"] = measured["baseline"]
         for name in ("import", "help", "read_jsonl"):
-            result[f"{name}_ratio"] = round(measured[""][0][name][0] / base[name][0], 3)
+            result[f"{name}_ratio"] = round(result[f"{name}_s"] / base[f"{name}_s"], 3)
+            result[f"{name}_cpu_ratio"] = round(result[f"{name}_cpu_s"] /
+                                                base[f"{name}_cpu_s"], 3)
     result["loadavg"] = round(os.getloadavg()[0], 2)
     emit(result)
 
