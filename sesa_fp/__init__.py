@@ -105,9 +105,13 @@ def __getattr__(name: str) -> object:
         from sesa_fp.replay import replay_dead_letters
 
         return replay_dead_letters
+    if name == "search":  # a submodule `import sesa_fp` loaded before it was made lazy
+        import importlib
+
+        return importlib.import_module("sesa_fp.search")
     raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     # Tab completion (IPython, Jupyter, dir()) lists the lazily loaded names too.
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, "search"})

@@ -7,8 +7,6 @@ import string
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from toolz import get_in
-
 from sesa_fp.errors import ConfigError, RecordError
 
 __all__ = ["DatasetTemplate", "Target"]
@@ -62,6 +60,10 @@ class DatasetTemplate:
             raise ConfigError(f"dataset template {template!r} is malformed: {exc}") from exc
         self.fields = tuple(".".join(p) for _, p, _ in self._parts if p)
         self.is_static = not self.fields
+        if not self.is_static:
+            from toolz import get_in  # here, not at the top: `import sesa_fp` stays light
+
+            self._get_in = get_in
 
     def __repr__(self) -> str:
         return repr(self.template)
@@ -75,7 +77,7 @@ class DatasetTemplate:
             out.append(literal)
             if path is None:
                 continue
-            value = get_in(path, record)
+            value = self._get_in(path, record)
             if value is None:
                 raise RecordError(
                     f"dataset template {self.template!r} needs field {'.'.join(path)!r}"

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from sesa_fp.concurrency import Merge
 from sesa_fp.errors import ConfigError
 from sesa_fp.secrets import mask_url, reveal_tree
@@ -64,6 +62,8 @@ def _files(source: Any) -> list[Iterable[Any]]:
     from sesa_fp.sources.files import JsonlSource
 
     try:
+        import fsspec
+
         files = fsspec.open_files(source.urlpath, mode="rb",
                                   **reveal_tree(source.storage_options))
     except (OSError, ValueError) as exc:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import attrs
-import fsspec
 import orjson
 
 from sesa_fp.errors import ConservationError
@@ -189,6 +188,8 @@ class _LazyDlq:
     def prepare(self) -> None:
         """Check the place before any record is read (a missing bucket fails now), without
         creating anything: a clean run leaves no trace."""
+        import fsspec
+
         fs, path = fsspec.core.url_to_fs(self.uri)
         check_location(fs, path, f"dead-letter queue {mask_url(self.uri)}")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import fsspec
 
 from sesa_fp.errors import ManifestError
 from sesa_fp.faults import fault_point
@@ -146,6 +145,8 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
         return None
     writer = tee.writer
     ledger = LoadLedger(writer.uri, writer.storage_options)
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(writer.uri, **writer.storage_options)
     commits = [] if fresh else read_commits(fs, root)
     state = None if fresh else ledger.run_state()

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import more_itertools
-import toolz
 from returns.result import Failure, Success
 
 from sesa_fp.concurrency import (
@@ -327,6 +326,8 @@ class Chain:
         self.stages = stages
 
     def __call__(self, batch: Iterable[Any]) -> list[Any]:
+        import toolz  # on first use: `import sesa_fp` stays light
+
         return list(toolz.pipe(batch, *self.stages))
 
     def children(self) -> tuple[Any, ...]:

@@ -6,8 +6,6 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import fsspec
-
 from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError, StorageError
 from sesa_fp.ids import id_strategy as make_id_fn
@@ -75,6 +73,8 @@ class FilesLoader(Stage):
         return Target(self.dataset.render(rec), self.id_fn(rec))
 
     def _iter(self, upstream: Iterable[Any]) -> Iterator[Any]:
+        import fsspec
+
         with self.exclusive():
             # before the first record is pulled: a missing bucket fails now, having read nothing
             try:
@@ -151,6 +151,8 @@ class FilesLoader(Stage):
 
     def describe(self) -> dict[str, Any]:
         """Where the records went, per dataset (for the run report)."""
+        import fsspec
+
         fs, path = fsspec.core.url_to_fs(self.root, **self.storage_options)
         return {"kind": "files", "uri": fs.unstrip_protocol(path),
                 "records": sum(self.last_counts.values()), "datasets": self.last_counts}

@@ -37,6 +37,22 @@ __all__ = [
 ]
 
 
+#: submodules `import sesa_fp` loaded before it was made lazy: still reachable as attributes
+_SUBMODULES = ("adaptive", "util")
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"sesa_fp.search.{name}")
+    raise AttributeError(f"module 'sesa_fp.search' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})
+
+
 def connect(config: SearchConfig) -> SearchClient:
     """A client of the adapter for ``config.engine`` (no I/O; the client connects lazily)."""
     if config.engine == "opensearch":

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
-import fsspec
 
 from sesa_fp.codec import loads
 from sesa_fp.errors import ConfigError, SesaError, StorageError
@@ -103,6 +102,8 @@ class DeadLetterSource:
 
         A prefix that does not exist, or holds a staging commit, is a `ConfigError`."""
         try:
+            import fsspec
+
             fs, root = fsspec.core.url_to_fs(self.uri, **reveal_tree(self.storage_options))
             root = root.rstrip("/")
             check_location(fs, root, f"dead-letter queue {mask_url(self.uri)}")

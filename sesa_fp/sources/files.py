@@ -6,7 +6,6 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import fsspec
 from returns.result import Failure
 
 from sesa_fp import codec
@@ -73,6 +72,8 @@ class JsonlSource:
                                    self._secrets))
 
     def __iter__(self) -> Iterator[Any]:
+        import fsspec
+
         try:
             files = fsspec.open_files(self.urlpath, mode="rb", compression=self.compression,
                                       **reveal_tree(self.storage_options))

@@ -13,22 +13,31 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+from functools import cache
 from secrets import token_hex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 import orjson
 
 from sesa_fp.errors import ManifestError
 from sesa_fp.storage.location import bucket_of, join_path
 from sesa_fp.storage.manifest import PartInfo
 
+if TYPE_CHECKING:
+    import cattrs
+
 __all__ = ["COMMITS_DIR", "PartCommit", "clear_commits", "put_small", "read_commits",
            "write_commit"]
 
 COMMITS_DIR = "_commits"
-_converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+@cache
+def _converter() -> cattrs.Converter:
+    import cattrs  # on first use: `import sesa_fp` does not load it
+
+    return cattrs.Converter(forbid_extra_keys=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -51,7 +60,7 @@ class PartCommit:
 
     def to_json(self) -> builtins.bytes:
         """The commit record's bytes."""
-        return orjson.dumps(_converter.unstructure(self))
+        return orjson.dumps(_converter().unstructure(self))
 
 
 def put_small(fs: Any, path: str, data: bytes) -> None:
@@ -90,11 +99,13 @@ def read_commits(fs: Any, root: str) -> list[PartCommit]:
         paths = fs.glob(join_path(where, "*.json"))
     except FileNotFoundError:
         return []
+    import cattrs
+
     found: dict[int, PartCommit] = {}
     for path in paths:
         try:
             body = orjson.loads(fs.cat_file(path))
-            commit = _converter.structure(body, PartCommit)
+            commit = _converter().structure(body, PartCommit)
         except (OSError, orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError,
                 ValueError) as exc:
             raise ManifestError(f"commit record {path} is unreadable: {exc}") from exc

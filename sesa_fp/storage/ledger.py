@@ -19,21 +19,29 @@ other replay (a dead-letter replay keeps its own ledger the same way).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-import fsspec
 import orjson
 
 from sesa_fp.errors import ManifestError
 from sesa_fp.storage.journal import put_small
 from sesa_fp.storage.location import bucket_of, join_path
 
+if TYPE_CHECKING:
+    import cattrs
+
 __all__ = ["LEDGER_DIR", "LedgerEntry", "LoadLedger"]
 
 LEDGER_DIR = "_loaded"
-_converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+@cache
+def _converter() -> cattrs.Converter:
+    import cattrs  # on first use: `import sesa_fp` does not load it
+
+    return cattrs.Converter(forbid_extra_keys=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -63,6 +71,8 @@ class LoadLedger:
 
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
         self.uri = uri
+        import fsspec
+
         self.fs, root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
         self.root = join_path(root, LEDGER_DIR)
         self._entries: dict[int, LedgerEntry] | None = None
@@ -80,6 +90,8 @@ class LoadLedger:
     def entries(self) -> dict[int, LedgerEntry]:
         """The entries by part index (read once, then kept up to date by `mark`)."""
         if self._entries is None:
+            import cattrs
+
             found: dict[int, LedgerEntry] = {}
             with contextlib.suppress(OSError):
                 self.fs.invalidate_cache(self.root)
@@ -89,7 +101,7 @@ class LoadLedger:
                 paths = []
             for path in paths:
                 try:
-                    entry = _converter.structure(orjson.loads(self.fs.cat_file(path)),
+                    entry = _converter().structure(orjson.loads(self.fs.cat_file(path)),
                                                  LedgerEntry)
                 except (OSError, orjson.JSONDecodeError, cattrs.BaseValidationError,
                         TypeError, ValueError) as exc:
@@ -105,7 +117,7 @@ class LoadLedger:
 
     def mark(self, entry: LedgerEntry) -> None:
         """Record ``entry``'s part as loaded (durable when this returns)."""
-        self._put(f"{entry.index:05d}.json", orjson.dumps(_converter.unstructure(entry)))
+        self._put(f"{entry.index:05d}.json", orjson.dumps(_converter().unstructure(entry)))
         self.entries()[entry.index] = entry
 
     def sinks(self) -> dict[str, int]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import fsspec
-
 from sesa_fp.errors import StorageError
 
 __all__ = ["bucket_of", "check_location", "join_path", "normalized", "url_of"]
@@ -87,6 +85,8 @@ def normalized(uri: str, storage_options: dict[str, Any] | None = None) -> str:
     >>> normalized("memory://x/staging/") == normalized("memory:///x/staging")
     True
     """
+    import fsspec
+
     # the filesystem class, not an instance: building a pipeline must not connect anywhere
     protocol = fsspec.core.split_protocol(uri)[0] or "file"
     path = str(fsspec.get_filesystem_class(protocol)._strip_protocol(uri))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 import orjson
 
 from sesa_fp.errors import ManifestError
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = ["MANIFEST_NAME", "Manifest", "PartInfo", "parse_manifest"]
 
@@ -60,12 +63,18 @@ class Manifest:
 
     def to_json(self) -> builtins.bytes:
         """The manifest file's bytes (totals included for people reading it)."""
-        body: dict[str, Any] = _converter.unstructure(self)
+        body: dict[str, Any] = _converter().unstructure(self)
         body["totals"] = {"parts": len(self.parts), "records": self.records, "bytes": self.bytes}
         return orjson.dumps(body, option=orjson.OPT_INDENT_2)
 
 
-_converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+@cache
+def _converter() -> cattrs.Converter:
+    import cattrs  # on first use: `import sesa_fp` does not load it
+
+    return cattrs.Converter(forbid_extra_keys=False)
 
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
@@ -90,8 +99,10 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     if "compression" not in body or body["compression"] not in COMPRESSIONS:
         raise ManifestError(f"manifest at {where} names an unknown compression "
                             f"{body.get('compression')!r}")
+    import cattrs
+
     try:
-        manifest = _converter.structure(body, Manifest)
+        manifest = _converter().structure(body, Manifest)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
         raise ManifestError(f"manifest at {where} is malformed: {exc}") from exc
     expected = {"parts": len(manifest.parts), "records": manifest.records, "bytes": manifest.bytes}

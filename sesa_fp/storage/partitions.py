@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import fsspec
-
 from sesa_fp.errors import StorageError
 from sesa_fp.secrets import mask_url
 from sesa_fp.storage.location import join_path
@@ -52,6 +50,8 @@ def write_merged_manifest(uri: str, subs: Sequence[str], *, run_id: str | None =
     so = storage_options or {}
     merged = merge_manifests([(sub, read_manifest(join_path(uri, sub), so)) for sub in subs],
                              run_id=run_id)
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(uri, **so)
     try:
         fs.pipe_file(join_path(root, MANIFEST_NAME), merged.to_json())

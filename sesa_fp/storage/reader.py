@@ -8,7 +8,6 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-import fsspec
 from returns.result import Failure
 
 from sesa_fp.codec import loads
@@ -25,6 +24,8 @@ __all__ = ["StorageSource", "from_storage", "read_manifest", "read_part"]
 
 def read_manifest(uri: str, storage_options: dict[str, Any] | None = None) -> Manifest:
     """The manifest of a committed prefix; `ManifestError` if there is none."""
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     path = join_path(root, MANIFEST_NAME)
     try:
@@ -85,6 +86,8 @@ class StorageSource:
         return StorageSource(self.uri, self.storage_options, start)
 
     def __iter__(self) -> Iterator[Any]:
+        import fsspec
+
         manifest = self.manifest()
         fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
         first, skip = 0, 0

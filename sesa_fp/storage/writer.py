@@ -11,7 +11,6 @@ from secrets import token_hex
 from typing import Any
 
 import attrs
-import fsspec
 import orjson
 
 from sesa_fp.codec import dumps_line, dumps_line_lenient
@@ -219,6 +218,8 @@ class PartsWriter:
         0
         """
         self.abort()  # a stream abandoned without commit or abort leaves nothing behind
+        import fsspec
+
         try:
             fs, root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
             if self.per_run:
