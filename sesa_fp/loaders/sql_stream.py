@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -92,19 +92,27 @@ class _CopyStream:
             self.stack.__exit__(type(exc), exc, exc.__traceback__)
 
 
+#: records are written into a batch's COPY this many at a time (and, while the last batch is
+#: still ending, kept that many at a time before looking whether the connection is free)
+CHUNK = 256
+
+
 class _Batch:
     """One batch: its items in input order (records unwrapped, failures as they are), how
-    many are records to write, how many became dead letters on the way in, the ``COPY``
-    they go into (None: collected), and whether the worker has it (``handed``)."""
+    many are records to write and how many of those became dead letters on the way in, the
+    ``COPY`` they go into (None: not open yet, or collected once ``opened``), whether the
+    worker has it (``handed``) and is done with it (``ended``)."""
 
-    __slots__ = ("dead", "good", "handed", "out", "stream")
+    __slots__ = ("dead", "ended", "good", "handed", "opened", "out", "stream")
 
     def __init__(self) -> None:
         self.out: list[Any] = []
         self.good = 0
         self.dead = 0
         self.stream: _CopyStream | None = None
+        self.opened = False
         self.handed = False
+        self.ended = False
 
 
 def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
@@ -120,11 +128,7 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
     # of its dead letters found on the collected path)
     ending: tuple[_Batch, Future[int]] | None = None
     batch = _Batch()
-    backlog: list[int] = []  # places in batch.out of records read while ``ending`` ran
-    # the open COPY's writer, kept in locals for the loop below
-    plain, ncols = False, 0
-    get: Callable[[Any], Any] = type
-    write: Callable[[Any], Any] = type
+    pending: list[int] = []  # places in batch.out of the records not written yet
 
     def settled() -> Iterator[Any]:
         nonlocal ending
@@ -136,71 +140,42 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
             counts[1] += len(done.out)
             yield from done.out
 
-    def start() -> None:
-        """Opens the ``COPY`` for ``batch`` (the connection is free) and writes the records
-        of the backlog (the batch's records so far, its first one first)."""
-        batch.stream = loader._open_stream(name, batch.out[backlog[0]])
-        if batch.stream is not None:
-            for i in backlog:
-                _put(batch, i)
-        backlog.clear()
+    def flush(wait: bool) -> Iterator[Any]:
+        """Writes the pending records into the batch's COPY, opening it (after yielding the
+        last batch) once the worker is done with the connection; while it is not, and not
+        ``wait``, they stay pending."""
+        if not pending:
+            return
+        if not batch.opened:
+            if ending is not None and not ending[0].ended and not wait:
+                return
+            yield from settled()
+            batch.opened = True
+            batch.stream = loader._open_stream(name, batch.out[pending[0]])
+        _write(batch, pending)
+        pending.clear()
 
     try:
         while True:
             batch = _Batch()
             out = batch.out
-            opened = False
-            stream: _CopyStream | None = None
+            passed = 0  # failures passed through
             for item in itertools.islice(it, size):
                 t = type(item)
                 if t is Failure:
                     out.append(item)
+                    passed += 1
                     continue
-                rec = item.unwrap() if t is Success else item
-                out.append(rec)
-                batch.good += 1
-                if stream is not None:
-                    if plain and type(rec) is dict:
-                        # the common case inlined: every column there, no other field
-                        try:
-                            row = get(rec)
-                        except KeyError:
-                            row = None
-                        if row is not None and len(rec) == ncols:
-                            try:
-                                write(row)
-                            except Exception as exc:  # collected path says which record
-                                stream.error = exc
-                                stream = None
-                            continue
-                    _put(batch, len(out) - 1)
-                    if stream.error is not None:
-                        stream = None
-                    continue
-                if opened:
-                    continue  # collected, or the COPY failed: nothing to write now
-                backlog.append(len(out) - 1)
-                if ending is not None and not ending[1].done():
-                    continue  # the connection is still ending the last batch
-                yield from settled()
-                opened = True
-                start()
-                stream = batch.stream
-                if stream is not None:
-                    if stream.error is not None:
-                        stream = None
-                    else:
-                        plain, get, write, ncols = (stream._plain, stream._get, stream.write,
-                                                    stream.ncols)
+                out.append(item.unwrap() if t is Success else item)
+                pending.append(len(out) - 1)
+                if len(pending) >= CHUNK:
+                    yield from flush(False)
             if not out:
                 break
             counts[0] += len(out)
-            if not opened and batch.good:
-                # the whole batch came while the last one was ending
-                yield from settled()
-                opened = True
-                start()
+            yield from flush(True)
             yield from settled()
+            batch.good = len(out) - passed - batch.dead
             batch.handed = True  # from here on only the worker touches its COPY
             ending = (batch, pool.submit(_end, loader, batch, name))
         yield from settled()
@@ -219,17 +194,35 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
         pool.shutdown(wait=True)
 
 
-def _put(batch: _Batch, i: int) -> None:
-    """Writes ``batch.out[i]`` into ``batch``'s COPY the careful way: a record that cannot be
-    a row of the table becomes its dead letter there."""
+def _write(batch: _Batch, idx: list[int]) -> None:
+    """Writes the records at ``idx`` of ``batch.out`` into its COPY: the common record
+    (a dict with every column and no other field) straight, the rest the careful way
+    (`_CopyStream.put`). Stops at the first write that fails (the batch is then collected)."""
     stream = batch.stream
     if stream is None or stream.error is not None:
         return
-    dead = stream.put(batch.out[i])
-    if dead is not None:
-        batch.out[i] = Failure(dead)
-        batch.good -= 1
-        batch.dead += 1
+    out = batch.out
+    plain, get, write, ncols = stream._plain, stream._get, stream.write, stream.ncols
+    for i in idx:
+        rec = out[i]
+        if plain and type(rec) is dict:
+            try:
+                row = get(rec)
+            except KeyError:
+                row = None
+            if row is not None and len(rec) == ncols:
+                try:
+                    write(row)
+                except Exception as exc:  # the collected path says which record
+                    stream.error = exc
+                    return
+                continue
+        dead = stream.put(rec)
+        if dead is not None:
+            out[i] = Failure(dead)
+            batch.dead += 1
+        elif stream.error is not None:
+            return
 
 
 def _abandon(loader: SqlLoader, batch: _Batch,
@@ -248,16 +241,19 @@ def _abandon(loader: SqlLoader, batch: _Batch,
 def _end(loader: SqlLoader, batch: _Batch, name: str) -> int:
     """In the worker: ends and commits ``batch``'s COPY, or writes it the collected way;
     the number of dead letters that found (they replace their records in ``batch.out``)."""
-    if not batch.good:
-        if batch.stream is not None:
-            loader._abort_stream(batch.stream)
-        return 0
-    if batch.stream is not None and loader._finish_stream(batch.stream):
-        loader.stats.add(committed=batch.good)
-        loader.last_counts[name] = loader.last_counts.get(name, 0) + batch.good
-        return 0
-    idx = [i for i, item in enumerate(batch.out) if type(item) is not Failure]
-    return loader._load_chunk(batch.out, {name: idx})
+    try:
+        if not batch.good:
+            if batch.stream is not None:
+                loader._abort_stream(batch.stream)
+            return 0
+        if batch.stream is not None and loader._finish_stream(batch.stream):
+            loader.stats.add(committed=batch.good)
+            loader.last_counts[name] = loader.last_counts.get(name, 0) + batch.good
+            return 0
+        idx = [i for i, item in enumerate(batch.out) if type(item) is not Failure]
+        return loader._load_chunk(batch.out, {name: idx})
+    finally:
+        batch.ended = True
 
 
 def open_stream(loader: SqlLoader, name: str, first: Any) -> _CopyStream | None:
