@@ -17,6 +17,7 @@ from sesa_fp.errors import (
     StageError,
     StorageError,
 )
+from sesa_fp.lazy import lazy_attribute, lazy_dir
 from sesa_fp.loaders.files import load_files
 from sesa_fp.report import RunReport, run
 from sesa_fp.result import DeadLetter, Failure, Result, Success, stage
@@ -75,43 +76,21 @@ __all__ = [
 ]
 
 
+#: the connectors and replay load on first use, so `import sesa_fp` stays light (SQLAlchemy
+#: and psycopg load with `load_sql`/`sql_source` only when they are called: the 'sql' extra)
+_LAZY = {"es_source": "sesa_fp.sources.search", "http_source": "sesa_fp.sources.http",
+         "load_es": "sesa_fp.loaders.search", "load_sql": "sesa_fp.loaders.sql",
+         "sql_source": "sesa_fp.sources.sql",
+         "read_dead_letters": "sesa_fp.sources.dead_letters",
+         "replay_dead_letters": "sesa_fp.replay"}
+#: a submodule `import sesa_fp` loaded before it was made lazy
+_SUBMODULES = ("search",)
+
+
 def __getattr__(name: str) -> object:
-    # The search connectors load on first use, so `import sesa_fp` stays light.
-    if name == "es_source":
-        from sesa_fp.sources.search import es_source
-
-        return es_source
-    if name == "http_source":
-        from sesa_fp.sources.http import http_source
-
-        return http_source
-    if name == "load_es":
-        from sesa_fp.loaders.search import load_es
-
-        return load_es
-    if name == "load_sql":  # SQLAlchemy and psycopg load with it (the 'sql' extra)
-        from sesa_fp.loaders.sql import load_sql
-
-        return load_sql
-    if name == "sql_source":  # SQLAlchemy and the driver load when it is called
-        from sesa_fp.sources.sql import sql_source
-
-        return sql_source
-    if name == "read_dead_letters":
-        from sesa_fp.sources.dead_letters import read_dead_letters
-
-        return read_dead_letters
-    if name == "replay_dead_letters":
-        from sesa_fp.replay import replay_dead_letters
-
-        return replay_dead_letters
-    if name == "search":  # a submodule `import sesa_fp` loaded before it was made lazy
-        import importlib
-
-        return importlib.import_module("sesa_fp.search")
-    raise AttributeError(f"module 'sesa_fp' has no attribute {name!r}")
+    return lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
     # Tab completion (IPython, Jupyter, dir()) lists the lazily loaded names too.
-    return sorted({*globals(), *__all__, "search"})
+    return lazy_dir(globals(), __all__, _SUBMODULES)

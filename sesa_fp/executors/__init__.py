@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sesa_fp.lazy import lazy_attribute
+
 if TYPE_CHECKING:
     from sesa_fp.executors.dask import DaskExecutor
 
@@ -13,11 +15,8 @@ __all__ = ["DaskExecutor", "executor_from_spec"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "DaskExecutor":  # distributed is imported only when it is used
-        from sesa_fp.executors.dask import DaskExecutor
-
-        return DaskExecutor
-    raise AttributeError(name)
+    # distributed is imported only when it is used
+    return lazy_attribute(__name__, name, {"DaskExecutor": "sesa_fp.executors.dask"})
 
 
 def executor_from_spec(spec: Any) -> Any:

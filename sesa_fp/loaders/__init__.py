@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+from sesa_fp.lazy import lazy_attribute, lazy_dir
 from sesa_fp.loaders.files import FilesLoader, load_files
 
 if TYPE_CHECKING:
@@ -9,7 +10,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FilesLoader", "SearchLoader", "load_es", "load_files"]
 
-_LAZY = {"SearchLoader": "search", "load_es": "search"}
+_LAZY = {"SearchLoader": "sesa_fp.loaders.search", "load_es": "sesa_fp.loaders.search"}
 #: submodules this package imported eagerly before: still reachable as attributes
 _SUBMODULES = ("search",)
 
@@ -17,14 +18,8 @@ _SUBMODULES = ("search",)
 def __getattr__(name: str) -> object:
     # The search loader (and the retry library under it) loads on first use, so importing
     # `load_files` does not pay for it.
-    import importlib
-
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"sesa_fp.loaders.{_LAZY[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"sesa_fp.loaders.{name}")
-    raise AttributeError(f"module 'sesa_fp.loaders' has no attribute {name!r}")
+    return lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_SUBMODULES})
+    return lazy_dir(globals(), __all__, _SUBMODULES)

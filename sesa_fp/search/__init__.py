@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sesa_fp.errors import ConfigError
+from sesa_fp.lazy import lazy_attribute, lazy_dir
 from sesa_fp.search.base import SearchClient, backoff_delay, call_with_retries
 from sesa_fp.search.config import SearchConfig, mask_url
 from sesa_fp.search.errors import (
@@ -42,15 +43,11 @@ _SUBMODULES = ("adaptive", "util")
 
 
 def __getattr__(name: str) -> object:
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"sesa_fp.search.{name}")
-    raise AttributeError(f"module 'sesa_fp.search' has no attribute {name!r}")
+    return lazy_attribute(__name__, name, {}, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_SUBMODULES})
+    return lazy_dir(globals(), __all__, _SUBMODULES)
 
 
 def connect(config: SearchConfig) -> SearchClient:

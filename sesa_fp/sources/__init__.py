@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+from sesa_fp.lazy import lazy_attribute, lazy_dir
 from sesa_fp.sources.files import JsonlSource, read_jsonl
 
 if TYPE_CHECKING:
@@ -10,8 +11,8 @@ if TYPE_CHECKING:
 
 __all__ = ["JsonlSource", "SearchSource", "SqlSource", "es_source", "read_jsonl", "sql_source"]
 
-_LAZY = {"SearchSource": "search", "es_source": "search", "SqlSource": "sql",
-         "sql_source": "sql"}
+_LAZY = {"SearchSource": "sesa_fp.sources.search", "es_source": "sesa_fp.sources.search",
+         "SqlSource": "sesa_fp.sources.sql", "sql_source": "sesa_fp.sources.sql"}
 #: submodules this package imported eagerly before: still reachable as attributes
 _SUBMODULES = ("search", "sql", "sql_values")
 
@@ -19,14 +20,8 @@ _SUBMODULES = ("search", "sql", "sql_values")
 def __getattr__(name: str) -> object:
     # The search and SQL sources (and the retry library under them) load on first use, so
     # importing `read_jsonl` does not pay for them.
-    import importlib
-
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"sesa_fp.sources.{_LAZY[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"sesa_fp.sources.{name}")
-    raise AttributeError(f"module 'sesa_fp.sources' has no attribute {name!r}")
+    return lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_SUBMODULES})
+    return lazy_dir(globals(), __all__, _SUBMODULES)
