@@ -160,6 +160,7 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
             batch = _Batch()
             out = batch.out
             passed = 0  # failures passed through
+            limit = CHUNK  # flush when this many are pending (again CHUNK later if kept)
             for item in itertools.islice(it, size):
                 t = type(item)
                 if t is Failure:
@@ -168,8 +169,9 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
                     continue
                 out.append(item.unwrap() if t is Success else item)
                 pending.append(len(out) - 1)
-                if len(pending) >= CHUNK:
+                if len(pending) >= limit:
                     yield from flush(False)
+                    limit = len(pending) + CHUNK
             if not out:
                 break
             counts[0] += len(out)
