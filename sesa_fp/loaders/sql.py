@@ -332,6 +332,16 @@ class SqlLoader(Stage):
                                self._mask(f"{code}: {text}" if code else text))
         return None
 
+    def _refused(self, info: _Table, exc: BaseException) -> Exception:
+        """What a batch that ``exc`` refused is: its data error (bisected), else
+        `SqlLoadError` naming the host and table (credentials masked)."""
+        err = self._row_error(exc)
+        if err is not None:
+            return err
+        return SqlLoadError(self._mask(f"load_sql: {self.host} refused the batch for "
+                                       f"{info.name!r}: {type(exc).__name__}: "
+                                       f"{_first_line(exc)}"))
+
     def _unavailable(self, exc: BaseException, what: str, attempts: int) -> SqlUnavailableError:
         return SqlUnavailableError(
             self.host, self._mask(f"SQL host {self.host} unavailable after {attempts} "
@@ -669,24 +679,26 @@ class SqlLoader(Stage):
         database's overlap. At most two batches are held."""
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load_sql")
         pending: tuple[list[Any], Future[int]] | None = None
+
+        def settled() -> list[Any]:
+            """The batch in flight, once written (its dead letters and items counted)."""
+            nonlocal pending
+            if pending is None:
+                return []
+            done, fut = pending
+            pending = None
+            counts[2] += fut.result()
+            counts[1] += len(done)
+            return done
+
         try:
             for chunk in more_itertools.chunked(upstream, self.batch_size):
                 counts[0] += len(chunk)
                 out, groups, bad_names = self._split(chunk)
                 counts[2] += bad_names
-                if pending is not None:
-                    done, fut = pending
-                    pending = None
-                    counts[2] += fut.result()
-                    counts[1] += len(done)
-                    yield from done
+                yield from settled()
                 pending = (out, pool.submit(self._load_chunk, out, groups))
-            if pending is not None:
-                done, fut = pending
-                pending = None
-                counts[2] += fut.result()
-                counts[1] += len(done)
-                yield from done
+            yield from settled()
         finally:
             if pending is not None:  # stopped early: let the batch in flight finish
                 with contextlib.suppress(Exception):

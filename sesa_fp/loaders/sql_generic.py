@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sesa_fp.errors import RecordError
-from sesa_fp.loaders.sql_errors import SqlLoadError, _Disconnected, _first_line
+from sesa_fp.loaders.sql_errors import _Disconnected
 from sesa_fp.loaders.sql_table import _Table
 
 if TYPE_CHECKING:
@@ -63,9 +63,4 @@ def write_generic(loader: SqlLoader, info: _Table,
             raise _Disconnected(exc) from exc
         with contextlib.suppress(Exception):  # the error that matters is reported below
             conn.rollback()
-        err = loader._row_error(exc)
-        if err is not None:
-            raise err from exc
-        raise SqlLoadError(loader._mask(f"load_sql: {loader.host} refused the batch for "
-                                      f"{info.name!r}: {type(exc).__name__}: "
-                                      f"{_first_line(exc)}")) from exc
+        raise loader._refused(info, exc) from exc

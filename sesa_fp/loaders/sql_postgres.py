@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sesa_fp.errors import RecordError
-from sesa_fp.loaders.sql_errors import SqlLoadError, _Disconnected, _first_line, _RowsFailed
+from sesa_fp.loaders.sql_errors import _Disconnected, _first_line, _RowsFailed
 from sesa_fp.loaders.sql_table import _Table
 from sesa_fp.logs import log_event
 
@@ -170,12 +170,7 @@ def write_pg(loader: SqlLoader, info: _Table, rows: Sequence[Sequence[Any]],
                 info.optimistic = False
                 return loader._write_pg(info, rows)
             return loader._write_pg(info, rows, careful=True)
-        err = loader._row_error(exc)
-        if err is not None:
-            raise err from exc
-        raise SqlLoadError(loader._mask(f"load_sql: {loader.host} refused the batch for "
-                                      f"{info.name!r}: {type(exc).__name__}: "
-                                      f"{_first_line(exc)}")) from exc
+        raise loader._refused(info, exc) from exc
 
 
 def committed_after_all(loader: SqlLoader, xid: int) -> bool:
