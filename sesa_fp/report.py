@@ -386,6 +386,15 @@ def _dead_letter_kinds(pipeline: Pipeline) -> tuple[dict[str, Any], ...]:
     for st in pipeline.stages:
         if getattr(st, "kind", None) == "partition":
             kinds.update(getattr(st, "kinds", None) or {})
+    return kinds_as_rows(kinds)
+
+
+def kinds_as_rows(kinds: Counter[tuple[str, str]]) -> tuple[dict[str, Any], ...]:
+    """Dead letters counted by ``(stage, error type)`` as the report's rows, most first.
+
+    >>> kinds_as_rows(Counter({("cast", "CastError"): 2}))
+    ({'stage': 'cast', 'error_type': 'CastError', 'count': 2},)
+    """
     return tuple({"stage": stage, "error_type": etype, "count": n}
                  for (stage, etype), n in kinds.most_common())
 

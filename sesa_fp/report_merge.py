@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from sesa_fp.errors import ConservationError
-from sesa_fp.report import RunReport
+from sesa_fp.report import RunReport, kinds_as_rows
 
 __all__ = ["check_conserved", "merge_reports"]
 
@@ -100,8 +100,7 @@ def _merge_kinds(reports: Sequence[RunReport]) -> tuple[dict[str, Any], ...]:
     for r in reports:
         for k in r.dead_letter_kinds:
             kinds[(k["stage"], k["error_type"])] += k["count"]
-    return tuple({"stage": stage, "error_type": etype, "count": n}
-                 for (stage, etype), n in kinds.most_common())
+    return kinds_as_rows(kinds)
 
 
 def check_conserved(report: RunReport) -> RunReport:
