@@ -189,15 +189,17 @@ def test_local_outputs_are_named_when_workers_run_on_other_machines(
 
     from distributed import Client
 
+    from sesa_fp import load_files
     from sesa_fp.executors.dask import _warn_local_outputs, _worker_hosts
     from sesa_fp.report import default_dlq_uri
 
     with Client(cluster) as client:
         hosts = _worker_hosts(client)
     assert hosts == ["127.0.0.1"]
-    job = pipe(read_jsonl(str(tmp_path / "in.jsonl")),
+    job = pipe(from_storage(str(tmp_path / "input")),  # read, not written: not named
                tee(to_storage(str(tmp_path / "staging"))),
-               tee(to_storage("s3://shared/staging")))
+               tee(to_storage("s3://shared/staging")),
+               load_files(str(tmp_path / "out"), dataset="d"))
     with caplog.at_level(logging.WARNING, logger="sesa_fp"):
         _warn_local_outputs(job, None, hosts)
         assert not [r for r in caplog.records if "dask_local_outputs" in r.getMessage()]
@@ -205,7 +207,8 @@ def test_local_outputs_are_named_when_workers_run_on_other_machines(
     [fields] = [r.fields for r in caplog.records  # type: ignore[attr-defined]
                 if r.getMessage() == "dask_local_outputs"]
     assert fields["hosts"] == ["10.1.2.3"]
-    assert fields["paths"] == [str(tmp_path / "staging"), default_dlq_uri()]
+    assert fields["paths"] == [str(tmp_path / "staging"), str(tmp_path / "out"),
+                               default_dlq_uri()]
 
 
 def test_a_rerun_on_dask_resumes_and_fresh_starts_over(cluster: Any, tmp_path: Path) -> None:

@@ -188,10 +188,12 @@ def local_outputs(pipeline: Pipeline, dlq: Any) -> list[str]:
     """
     import fsspec.utils
 
+    from sesa_fp.loaders.files import FilesLoader
     from sesa_fp.report import default_dlq_uri
 
-    uris = [u for obj in walk(pipeline) if isinstance(u := getattr(obj, "uri", None), str)
-            and getattr(obj, "kind", None) in ("staging", "dlq", "loader", None)]
+    uris = [u for obj in walk(pipeline) if isinstance(u := (
+        getattr(obj, "uri", None) if getattr(obj, "kind", None) in ("staging", "dlq")
+        else getattr(obj, "root", None) if isinstance(obj, FilesLoader) else None), str)]
     if not any(getattr(st, "kind", None) == "partition" for st in pipeline.stages):
         uris.append(dlq if isinstance(dlq, str) else default_dlq_uri())
     return [mask_url(u) for u in dict.fromkeys(uris)
