@@ -786,6 +786,52 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("mode", ["insert", "upsert"])
+def test_pg_each_item_of_a_streamed_chunk_is_written_its_own_way(pg: str, mode: str) -> None:
+    """Records are read and written in chunks; one plain dict with every column goes into
+    the COPY with the rest of its chunk, and any other item takes its own way within the same
+    chunk: a failure from upstream passes through, a `Success` is unwrapped, a record with a
+    renamed field (as many fields as columns) and a field the table lacks are dead letters,
+    a missing field is NULL, a mapping that is not a dict is written by its keys."""
+    from types import MappingProxyType
+
+    from returns.result import Failure, Success
+
+    from sesa_fp.result import DeadLetter
+
+    table = f"chunk_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {table} (id int PRIMARY KEY, v text, n int)")
+    upstream_letter = DeadLetter(record={"id": -1}, error_type="E", error_message="upstream",
+                                 stage="before")
+
+    def item(i: int) -> Any:
+        rec = {"id": i, "v": f"v{i}", "n": i}
+        special = {5: Failure(upstream_letter), 6: Success(rec),
+                   7: {"id": i, "v": "w", "m": 1}, 8: {"id": i, "v": "w", "n": 1, "zz": 2},
+                   9: {"id": i, "n": i}, 10: MappingProxyType(rec)}
+        return special.get(i % 300, rec)
+
+    try:
+        items = [item(i) for i in range(1_000)]
+        out = list(load_sql(pg, table, key=["id"], mode=mode, batch_size=600)(items))
+        assert len(out) == len(items)
+        passed = [x for x in out if isinstance(x, Failure)
+                  and x.failure().error_message == "upstream"]
+        assert len(passed) == 4
+        bad = sorted(d.record["id"] for d in dead_letters(out) if d.stage != "before")
+        assert bad == [7, 8, 307, 308, 607, 608, 907, 908]
+        assert all(x == items[i] or isinstance(x, Failure) for i, x in enumerate(out)
+                   if not isinstance(items[i], (Success, MappingProxyType)))
+        assert _sql(pg, f"SELECT count(*), count(v), sum(n) FROM {table}") == \
+            [[(988, 984, sum(range(1_000)) - sum(i for i in range(1_000)
+                                                  if i % 300 in (5, 7, 8)))]]
+        assert _sql(pg, f"SELECT v, n FROM {table} WHERE id IN (6, 9, 10) ORDER BY id") == \
+            [[("v6", 6), (None, 9), ("v10", 10)]]
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(("mode", "other"), [("insert", "rollback"), ("insert", "commit"),
                                              ("upsert", "commit")])
 def test_pg_next_batch_is_read_while_the_last_one_commits(pg: str, mode: str,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import more_itertools
 from returns.result import Failure, Success
 
 from sesa_fp.errors import RecordError
@@ -92,27 +93,55 @@ class _CopyStream:
             self.stack.__exit__(type(exc), exc, exc.__traceback__)
 
 
-#: records are written into a batch's COPY this many at a time (and, while the last batch is
-#: still ending, kept that many at a time before looking whether the connection is free)
+#: records are read (and written into a batch's COPY) this many at a time; while the last
+#: batch is still ending they are kept, and whether the connection is free is looked at
+#: once per chunk
 CHUNK = 256
+
+_DICTS = {dict}
 
 
 class _Batch:
-    """One batch: its items in input order (records unwrapped, failures as they are), how
-    many are records to write and how many of those became dead letters on the way in, the
-    ``COPY`` they go into (None: not open yet, or collected once ``opened``), whether the
-    worker has it (``handed``) and is done with it (``ended``)."""
+    """One batch: its items in input order, in chunks (records unwrapped, failures as they
+    are), how many items, how many are records to write and how many of those became dead
+    letters on the way in, the ``COPY`` they go into (None: not open yet, or collected once
+    ``opened``), whether the worker has it (``handed``) and is done with it (``ended``)."""
 
-    __slots__ = ("dead", "ended", "good", "handed", "opened", "out", "stream")
+    __slots__ = ("chunks", "dead", "ended", "good", "handed", "n", "opened", "stream")
 
     def __init__(self) -> None:
-        self.out: list[Any] = []
+        self.chunks: list[list[Any]] = []
+        self.n = 0
         self.good = 0
         self.dead = 0
         self.stream: _CopyStream | None = None
         self.opened = False
         self.handed = False
         self.ended = False
+
+
+class _Chunk:
+    """Up to `CHUNK` items read in a row, with how many are failures passed through and
+    whether every item is a plain dict (the common case, written without a look at each)."""
+
+    __slots__ = ("failures", "items", "plain")
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.failures = 0
+        self.plain = set(map(type, items)) == _DICTS
+        if not self.plain:
+            for j, item in enumerate(items):
+                t = type(item)
+                if t is Failure:
+                    self.failures += 1
+                elif t is Success:
+                    items[j] = item.unwrap()
+            self.plain = not self.failures and set(map(type, items)) == _DICTS
+
+    def first(self) -> Any:
+        """The first record (the chunk has one)."""
+        return next(x for x in self.items if type(x) is not Failure)
 
 
 def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
@@ -128,64 +157,72 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
     # of its dead letters found on the collected path)
     ending: tuple[_Batch, Future[int]] | None = None
     batch = _Batch()
-    pending: list[int] = []  # places in batch.out of the records not written yet
+    pending: list[_Chunk] = []  # chunks with records not written yet
 
-    def settled() -> Iterator[Any]:
+    def settled() -> list[list[Any]]:
+        """The chunks of the batch the worker ended, once it is done with the connection
+        (counted); [] when there is none."""
         nonlocal ending
-        if ending is not None:
-            done, fut = ending
-            dead = fut.result()  # the worker is done with the connection
-            ending = None
-            counts[2] += done.dead + dead
-            counts[1] += len(done.out)
-            yield from done.out
-
-    def flush(wait: bool) -> Iterator[Any]:
-        """Writes the pending records into the batch's COPY, opening it (after yielding the
-        last batch) once the worker is done with the connection; while it is not, and not
-        ``wait``, they stay pending."""
-        if not pending:
-            return
-        if not batch.opened:
-            if ending is not None and not ending[0].ended and not wait:
-                return
-            yield from settled()
-            batch.opened = True
-            batch.stream = loader._open_stream(name, batch.out[pending[0]])
-        _write(batch, pending)
-        pending.clear()
+        if ending is None:
+            return []
+        done, fut = ending
+        dead = fut.result()
+        ending = None
+        counts[2] += done.dead + dead
+        counts[1] += done.n
+        return done.chunks
 
     try:
         while True:
             batch = _Batch()
-            out = batch.out
-            passed = 0  # failures passed through
-            limit = CHUNK  # flush when this many are pending (again CHUNK later if kept)
-            for item in itertools.islice(it, size):
-                t = type(item)
-                if t is Failure:
-                    out.append(item)
-                    passed += 1
+            chunks = batch.chunks
+            left = size
+            while left > 0:
+                items = list(itertools.islice(it, min(CHUNK, left)))
+                if not items:
+                    break
+                left -= len(items)
+                chunk = _Chunk(items)
+                chunks.append(items)
+                batch.n += len(items)
+                batch.good -= chunk.failures  # (plus the records, once the batch is read)
+                if chunk.failures == len(items):
                     continue
-                out.append(item.unwrap() if t is Success else item)
-                pending.append(len(out) - 1)
-                if len(pending) >= limit:
-                    yield from flush(False)
-                    limit = len(pending) + CHUNK
-            if not out:
+                pending.append(chunk)
+                if not batch.opened:
+                    if ending is not None and not ending[0].ended:
+                        continue  # the worker still has the connection: kept for now
+                    for done in settled():
+                        yield from done
+                    batch.opened = True
+                    batch.stream = loader._open_stream(name, pending[0].first())
+                for c in pending:
+                    _write(batch, c)
+                pending.clear()
+            if not chunks:
                 break
-            counts[0] += len(out)
-            yield from flush(True)
-            yield from settled()
-            batch.good = len(out) - passed - batch.dead
+            counts[0] += batch.n
+            if pending:  # the worker was still ending the last batch: wait for it
+                for done in settled():
+                    yield from done
+                batch.opened = True
+                batch.stream = loader._open_stream(name, pending[0].first())
+                for c in pending:
+                    _write(batch, c)
+                pending.clear()
+            for done in settled():
+                yield from done
+            batch.good += batch.n - batch.dead
             batch.handed = True  # from here on only the worker touches its COPY
             ending = (batch, pool.submit(_end, loader, batch, name))
-        yield from settled()
+        for done in settled():
+            yield from done
     except Exception:
         # upstream failed: the batch being read commits nothing; the one ending is kept
         # (and yielded) once it is settled
         _abandon(loader, batch, ending)
-        yield from settled()
+        for done in settled():
+            yield from done
         raise
     except BaseException:  # the run stopped (closed early, interrupted): nothing yielded
         _abandon(loader, batch, ending)
@@ -196,32 +233,32 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
         pool.shutdown(wait=True)
 
 
-def _write(batch: _Batch, idx: list[int]) -> None:
-    """Writes the records at ``idx`` of ``batch.out`` into its COPY: the common record
-    (a dict with every column and no other field) straight, the rest the careful way
-    (`_CopyStream.put`). Stops at the first write that fails (the batch is then collected)."""
+def _write(batch: _Batch, chunk: _Chunk) -> None:
+    """Writes ``chunk``'s records into the batch's COPY: a chunk of plain dicts with every
+    column and no other field at once, any other record the careful way
+    (`_CopyStream.put`: a dead letter replaces it). Stops at the first write that fails (the
+    batch is then collected)."""
     stream = batch.stream
     if stream is None or stream.error is not None:
         return
-    out = batch.out
-    plain, get, write, ncols = stream._plain, stream._get, stream.write, stream.ncols
-    for i in idx:
-        rec = out[i]
-        if plain and type(rec) is dict:
+    items = chunk.items
+    if chunk.plain and stream._plain and set(map(len, items)) == {stream.ncols}:
+        try:
+            rows = list(map(stream._get, items))
+        except KeyError:  # some record lacks a column: the careful way below
+            pass
+        else:
             try:
-                row = get(rec)
-            except KeyError:
-                row = None
-            if row is not None and len(rec) == ncols:
-                try:
-                    write(row)
-                except Exception as exc:  # the collected path says which record
-                    stream.error = exc
-                    return
-                continue
+                more_itertools.consume(map(stream.write, rows))
+            except Exception as exc:  # the collected path says which record
+                stream.error = exc
+            return
+    for j, rec in enumerate(items):
+        if type(rec) is Failure:
+            continue
         dead = stream.put(rec)
         if dead is not None:
-            out[i] = Failure(dead)
+            items[j] = Failure(dead)
             batch.dead += 1
         elif stream.error is not None:
             return
@@ -242,7 +279,7 @@ def _abandon(loader: SqlLoader, batch: _Batch,
 
 def _end(loader: SqlLoader, batch: _Batch, name: str) -> int:
     """In the worker: ends and commits ``batch``'s COPY, or writes it the collected way;
-    the number of dead letters that found (they replace their records in ``batch.out``)."""
+    the number of dead letters that found (they replace their records in its chunks)."""
     try:
         if not batch.good:
             if batch.stream is not None:
@@ -252,8 +289,10 @@ def _end(loader: SqlLoader, batch: _Batch, name: str) -> int:
             loader.stats.add(committed=batch.good)
             loader.last_counts[name] = loader.last_counts.get(name, 0) + batch.good
             return 0
-        idx = [i for i, item in enumerate(batch.out) if type(item) is not Failure]
-        return loader._load_chunk(batch.out, {name: idx})
+        out = list(itertools.chain.from_iterable(batch.chunks))
+        batch.chunks[:] = [out]
+        idx = [i for i, item in enumerate(out) if type(item) is not Failure]
+        return loader._load_chunk(out, {name: idx})
     finally:
         batch.ended = True
 
