@@ -17,7 +17,8 @@ from sesa_fp.errors import (
     StageError,
     StorageError,
 )
-from sesa_fp.lazy import lazy_attribute, lazy_dir
+from sesa_fp.lazy import lazy_attribute as _lazy_attribute
+from sesa_fp.lazy import lazy_dir as _lazy_dir
 from sesa_fp.loaders.files import load_files
 from sesa_fp.report import RunReport, run
 from sesa_fp.result import DeadLetter, Failure, Result, Success, stage
@@ -88,9 +89,9 @@ _SUBMODULES = ("search",)
 
 
 def __getattr__(name: str) -> object:
-    return lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
+    return _lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
     # Tab completion (IPython, Jupyter, dir()) lists the lazily loaded names too.
-    return lazy_dir(globals(), __all__, _SUBMODULES)
+    return _lazy_dir(globals(), __all__, _SUBMODULES)

@@ -77,6 +77,8 @@ def test_a_local_files_job_loads_fsspec_and_no_client(tmp_path: Path) -> None:
                          ids=lambda p: p.__name__)
 def test_every_public_name_imports_and_is_listed(package: ModuleType) -> None:
     names = dir(package)
+    # what completion offers is the package's API, not the helpers it is built with
+    assert not {"lazy_attribute", "lazy_dir"} & set(names)
     for name in package.__all__:
         assert name in names
         assert getattr(package, name) is not None

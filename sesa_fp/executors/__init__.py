@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sesa_fp.lazy import lazy_attribute
+from sesa_fp.lazy import lazy_attribute as _lazy_attribute
 
 if TYPE_CHECKING:
     from sesa_fp.executors.dask import DaskExecutor
@@ -16,7 +16,7 @@ __all__ = ["DaskExecutor", "executor_from_spec"]
 
 def __getattr__(name: str) -> Any:
     # distributed is imported only when it is used
-    return lazy_attribute(__name__, name, {"DaskExecutor": "sesa_fp.executors.dask"})
+    return _lazy_attribute(__name__, name, {"DaskExecutor": "sesa_fp.executors.dask"})
 
 
 def executor_from_spec(spec: Any) -> Any:

@@ -2,7 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from sesa_fp.lazy import lazy_attribute, lazy_dir
+from sesa_fp.lazy import lazy_attribute as _lazy_attribute
+from sesa_fp.lazy import lazy_dir as _lazy_dir
 from sesa_fp.loaders.files import FilesLoader, load_files
 
 if TYPE_CHECKING:
@@ -18,8 +19,8 @@ _SUBMODULES = ("search",)
 def __getattr__(name: str) -> object:
     # The search loader (and the retry library under it) loads on first use, so importing
     # `load_files` does not pay for it.
-    return lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
+    return _lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return lazy_dir(globals(), __all__, _SUBMODULES)
+    return _lazy_dir(globals(), __all__, _SUBMODULES)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sesa_fp.errors import ConfigError
-from sesa_fp.lazy import lazy_attribute, lazy_dir
+from sesa_fp.lazy import lazy_attribute as _lazy_attribute
+from sesa_fp.lazy import lazy_dir as _lazy_dir
 from sesa_fp.search.base import SearchClient, backoff_delay, call_with_retries
 from sesa_fp.search.config import SearchConfig, mask_url
 from sesa_fp.search.errors import (
@@ -43,11 +44,11 @@ _SUBMODULES = ("adaptive", "util")
 
 
 def __getattr__(name: str) -> object:
-    return lazy_attribute(__name__, name, {}, _SUBMODULES)
+    return _lazy_attribute(__name__, name, {}, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return lazy_dir(globals(), __all__, _SUBMODULES)
+    return _lazy_dir(globals(), __all__, _SUBMODULES)
 
 
 def connect(config: SearchConfig) -> SearchClient:

@@ -2,7 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from sesa_fp.lazy import lazy_attribute, lazy_dir
+from sesa_fp.lazy import lazy_attribute as _lazy_attribute
+from sesa_fp.lazy import lazy_dir as _lazy_dir
 from sesa_fp.sources.files import JsonlSource, read_jsonl
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ _SUBMODULES = ("search", "sql", "sql_values")
 def __getattr__(name: str) -> object:
     # The search and SQL sources (and the retry library under them) load on first use, so
     # importing `read_jsonl` does not pay for them.
-    return lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
+    return _lazy_attribute(__name__, name, _LAZY, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return lazy_dir(globals(), __all__, _SUBMODULES)
+    return _lazy_dir(globals(), __all__, _SUBMODULES)
