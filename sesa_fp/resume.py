@@ -125,11 +125,20 @@ def _staging_tee(pipeline: Pipeline) -> Any:
     return None
 
 
+def _tell_loaders(pipeline: Pipeline, resumed: bool) -> None:
+    """Loaders that can recognise the records an earlier attempt committed (`load_sql` in
+    ``insert`` mode: a duplicate stored as it is) learn whether this run continues one."""
+    for st in pipeline.stages:
+        if getattr(st, "kind", None) == "loader" and hasattr(st, "resumed"):
+            st.resumed = resumed
+
+
 def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
                 run_id: str | None = None) -> Resume | None:
     """Set ``pipeline`` up to resume (or to be resumable later); None when it cannot be:
     no staging right after a source with a lasting position, and no replayed prefix. The
     pipeline must end with a `partition` (`run` makes sure)."""
+    _tell_loaders(pipeline, False)
     if not pipeline.stages or getattr(pipeline.stages[-1], "kind", None) != "partition":
         return None
     if isinstance(pipeline.source, StorageSource):
@@ -174,6 +183,7 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
             pipeline = Pipeline(new_source, pipeline.stages)
             source = new_source
         tee.skip_upstream = complete
+        _tell_loaders(pipeline, True)
         compression = "gzip" if writer.gzip else None
         tee.replay = [(c, read_part(fs, root, c.info(), compression, writer.uri))
                       for c in commits if c.index not in loaded]
@@ -204,6 +214,8 @@ def _plan_replay(pipeline: Pipeline, *, fresh: bool, run_id: str | None) -> Resu
         and done else (run_id or new_run_id())
     source.skip = done
     source.marks = True
+    # an attempt that stopped may have loaded records of a part it had not finished
+    _tell_loaders(pipeline, state is not None and not state.get("complete") and not fresh)
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if done else None)
     ledger.set_run_state(rid, complete=False, name="_replay")
     skipped = sum(p.records - p.dead_letters for p in manifest.parts if p.path in done)

@@ -786,6 +786,38 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
 
 
 @pytest.mark.integration
+def test_pg_a_resumed_insert_finds_its_own_rows_of_every_type(pg: str) -> None:
+    """In a resumed insert, a duplicate counts as loaded only when the table holds it as it
+    is: compared in every column the loader writes, whatever its type (json too)."""
+    src, dst = f"src_{uuid.uuid4().hex[:8]}", f"dst_{uuid.uuid4().hex[:8]}"
+    _sql(pg, f"CREATE TABLE {src} ({_TYPES})",
+         f"CREATE TABLE {dst} ({_TYPES}, js json, tz2 timestamptz(2), n2 numeric(8,2))")
+    try:
+        _sql(pg, _FILL.format(table=src, n=60))
+        records = [{**r, "js": {"b": [1, None], "a": r["id"]}, "tz2": r["tstz"],
+                    "n2": r["id"] / 3} for r in _source_records(pg, src)]
+        first = run(pipe(records[:40], load_sql(pg, dst, key=["id"], mode="insert")),
+                    progress=False)
+        assert (first.loaded, first.dead_letters) == (40, 0)
+        changed = [{**records[i], "t": "changed"} for i in (5, 6)]
+        again = records[:5] + changed + records[7:]
+        loader = load_sql(pg, dst, key=["id"], mode="insert", batch_size=16)
+        loader.resumed = True  # what sesa_fp.resume tells it in a resumed run
+        out = list(loader(again))
+        bad = list(dead_letters(out))
+        assert sorted(d.record["id"] for d in bad) == [records[5]["id"], records[6]["id"]]
+        assert all(d.error_type == "UniqueViolation" for d in bad)
+        assert loader.stats.committed == 58 and loader.resumed is False  # told per run
+        assert _sql(pg, f"SELECT count(*), count(*) FILTER (WHERE t = 'changed') "
+                        f"FROM {dst}") == [[(60, 0)]]
+        # not resumed: a duplicate is a dead letter, stored as it is or not
+        plain = list(load_sql(pg, dst, key=["id"], mode="insert")(records[:3]))
+        assert len(list(dead_letters(plain))) == 3
+    finally:
+        _sql(pg, f"DROP TABLE IF EXISTS {src}", f"DROP TABLE IF EXISTS {dst}")
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["insert", "upsert"])
 def test_pg_each_item_of_a_streamed_chunk_is_written_its_own_way(pg: str, mode: str) -> None:
     """Records are read and written in chunks; one plain dict with every column goes into
@@ -904,32 +936,90 @@ def _resume_job(tmp: Path, url: str, mode: str, fail_at: int | None) -> Any:
                 partition(dlq_sink(str(tmp / "dlq"))))
 
 
-def _resume_case(tmp_path: Path, url: str, count: Any, mode: str) -> None:
+def _resume_case(tmp_path: Path, url: str, count: Any, mode: str,
+                 seed: Any = None) -> None:
     n = 500
     (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}, "v": "r{i}"}}\n'
                                                for i in range(n)))
+    if mode == "insert":  # a row the input meets later with another value: a real duplicate
+        seed()
     with pytest.raises(Exception, match="the job stops here"):
-        run(_resume_job(tmp_path, url, mode, fail_at=400), progress=False)
-    first = count()
-    assert 0 < first < 400
+        # mid-part: batches of the part in flight commit before the run stops
+        run(_resume_job(tmp_path, url, mode, fail_at=440), progress=False)
+    first = count() - (mode == "insert")
+    assert 0 < first < 440
     report = run(_resume_job(tmp_path, url, mode, None), progress=False)
-    assert report.conserved and report.dead_letters == 0 and count() == n
+    assert report.conserved and count() == n
     if mode == "replace":  # the table was emptied again: every part is loaded again
+        assert report.dead_letters == 0
         assert report.skipped_parts == 0 and report.loaded == n
-    else:  # the parts the ledger names as loaded are skipped, not written again
-        assert report.skipped_parts > 0 and 0 < report.skipped_records <= first
-        assert report.loaded == n - report.skipped_records
+        return
+    # the parts the ledger names as loaded are skipped, not written again
+    assert report.skipped_parts > 0 and 0 < report.skipped_records <= first
+    if mode == "upsert":
+        assert report.dead_letters == 0 and report.loaded == n - report.skipped_records
+        return
+    # insert: the part in flight is read again; its records the first attempt committed
+    # are found as they are and count as loaded; the real duplicate is a dead letter
+    from sesa_fp import read_dead_letters
+
+    assert first > report.skipped_records  # committed rows of the part in flight
+    assert report.dead_letters == 1 and report.loaded == n - report.skipped_records - 1
+    [letter] = read_dead_letters(str(tmp_path / "dlq"), letters=True)
+    assert letter.record == {"id": 450, "v": "r450"}
+    message = letter.letter["error_message"]
+    assert "UNIQUE" in message or "duplicate key" in message
 
 
-@pytest.mark.parametrize("mode", ["upsert", "replace"])
+def test_sqlite_a_stopped_replay_of_staging_resumes_its_insert(tmp_path: Path) -> None:
+    """A replay of a staged prefix (`from_storage`) that stops mid-part resumes past the
+    parts it loaded; the records of the part in flight it had committed count as loaded."""
+    from sesa_fp import from_storage, stage, tee
+    from sesa_fp.storage import dlq_sink, to_storage
+    from sesa_fp.stream import partition
+
+    n, staging = 500, str(tmp_path / "staging")
+    run(pipe([{"id": i, "v": f"r{i}"} for i in range(n)],
+             tee(to_storage(staging, gzip=False, part_max_mb=0.002))), progress=False,
+        dlq=str(tmp_path / "dlq0"))
+    url, path = _sqlite(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+
+    def job(fail_at: int | None) -> Any:
+        def keep(rec: dict[str, Any]) -> dict[str, Any]:
+            if rec["id"] == fail_at:
+                raise RuntimeError("the replay stops here")
+            return rec
+
+        return pipe(from_storage(staging), stage(keep, errors=(ValueError,)),
+                    load_sql(url, "t", key=["id"], mode="insert", batch_size=16),
+                    partition(dlq_sink(str(tmp_path / "dlq"))))
+
+    with pytest.raises(Exception, match="the replay stops here"):
+        run(job(440), progress=False)
+    [[first]] = _rows(path, "SELECT count(*) FROM t")
+    report = run(job(None), progress=False)
+    assert first > report.skipped_records > 0  # rows of the part in flight were committed
+    assert (report.dead_letters, report.loaded) == (0, n - report.skipped_records)
+    assert report.conserved and _rows(path, "SELECT count(*) FROM t") == [(n,)]
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace", "insert"])
 def test_sqlite_a_failed_run_resumes_past_the_parts_it_loaded(tmp_path: Path,
                                                               mode: str) -> None:
     url, path = _sqlite(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    _resume_case(tmp_path, url, lambda: _rows(path, "SELECT count(*) FROM t")[0][0], mode)
+
+    def seed() -> None:
+        con = sqlite3.connect(path)
+        con.execute("INSERT INTO t VALUES (450, 'other')")
+        con.commit()
+        con.close()
+
+    _resume_case(tmp_path, url, lambda: _rows(path, "SELECT count(*) FROM t")[0][0], mode,
+                 seed)
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("mode", ["upsert", "replace"])
+@pytest.mark.parametrize("mode", ["upsert", "replace", "insert"])
 def test_pg_a_failed_run_resumes_past_the_parts_it_loaded(tmp_path: Path, pg: str,
                                                           mode: str) -> None:
     schema = f"resume_{uuid.uuid4().hex[:8]}"
@@ -937,6 +1027,6 @@ def test_pg_a_failed_run_resumes_past_the_parts_it_loaded(tmp_path: Path, pg: st
     url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
     try:
         _resume_case(tmp_path, url, lambda: _sql(pg, f"SELECT count(*) FROM {schema}.t")[0][0][0],
-                     mode)
+                     mode, lambda: _sql(pg, f"INSERT INTO {schema}.t VALUES (450, 'other')"))
     finally:
         _sql(pg, f"DROP SCHEMA {schema} CASCADE")

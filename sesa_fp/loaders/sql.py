@@ -60,7 +60,8 @@ backoff and jitter, and a batch whose COMMIT was in flight is checked with ``txi
 after reconnecting, so nothing is written or counted twice; an outage that outlasts
 ``max_retries`` raises `SqlUnavailableError` naming the host (credentials masked).
 
-``mode``: ``upsert`` (needs ``key``), ``insert`` (a duplicate key is a dead letter),
+``mode``: ``upsert`` (needs ``key``), ``insert`` (a duplicate key is a dead letter, except
+in a resumed run a record the table holds as it is: the stopped attempt loaded it),
 ``replace`` (the table is emptied in its own transaction when the run first writes to it,
 then rows are inserted; not atomic with the load). ``create=True`` creates a missing table
 from ``columns`` (name -> SQL type, with ``PRIMARY KEY (key)``); ``infer_columns=True``
@@ -83,7 +84,7 @@ from returns.result import Failure, Success
 
 from sesa_fp.dataset import DatasetTemplate, Target
 from sesa_fp.errors import ConfigError, RecordError
-from sesa_fp.loaders import sql_check, sql_generic, sql_postgres, sql_stream
+from sesa_fp.loaders import sql_check, sql_generic, sql_postgres, sql_stored, sql_stream
 from sesa_fp.loaders.sql_errors import (
     SqlLoadError,
     SqlUnavailableError,
@@ -133,6 +134,8 @@ class SqlLoader(Stage):
     check_values = sql_check.check_values
     _prepare_generic = sql_generic.prepare_generic
     _write_generic = sql_generic.write_generic
+    #: in a resumed insert, a duplicate the table holds as it is (`sql_stored`)
+    _loaded_before = sql_stored.loaded_before
 
     def __init__(self, url: Any, table: str, *, key: Sequence[str], mode: str, create: bool,
                  columns: Mapping[str, str] | None, infer_columns: bool, batch_size: int,
@@ -199,6 +202,11 @@ class SqlLoader(Stage):
         self._tables: dict[str, _Table] = {}
         self._prepared: set[str] = set()
         self._bisects = 0
+        #: set by `sesa_fp.resume` for a run that continues a stopped one (until it ends): in
+        #: ``insert`` mode a duplicate stored as it is then counts as loaded (`sql_stored`)
+        self.resumed = False
+        self._stored: dict[str, str] = {}  # the look-up statement per table
+        self._found = 0  # records found stored as they are in this run
 
     def target(self, rec: Mapping[str, Any]) -> Target:
         """The table ``rec`` would be written to and its key (``col=value`` pairs, None
@@ -541,7 +549,9 @@ class SqlLoader(Stage):
         try:
             write(info, rows)
         except _RowsFailed as err:
-            if len(rows) == 1:
+            if len(rows) == 1 and self._loaded_before(info, rows[0], err):
+                self._found += 1  # committed by the attempt this run resumes: counted below
+            elif len(rows) == 1:
                 done.dead.append((keep[0], DeadLetter(
                     record=recs[keep[0]], error_type=err.error_type,
                     error_message=err.message, stage=self.name, target=info.name)))
@@ -551,11 +561,12 @@ class SqlLoader(Stage):
                     self._bisect(info, recs, [self._row(recs[last], info)], [last],
                                  {last: rest} if rest else {}, done)
                 return
-            mid = len(rows) // 2
-            self._bisects += 1
-            self._bisect(info, recs, rows[:mid], keep[:mid], shadows, done)
-            self._bisect(info, recs, rows[mid:], keep[mid:], shadows, done)
-            return
+            else:
+                mid = len(rows) // 2
+                self._bisects += 1
+                self._bisect(info, recs, rows[:mid], keep[:mid], shadows, done)
+                self._bisect(info, recs, rows[mid:], keep[mid:], shadows, done)
+                return
         done.ok.append(keep)
         n = len(keep)
         if shadows:
@@ -656,6 +667,8 @@ class SqlLoader(Stage):
             self.last_counts = {}
             self._prepared = set()
             self._bisects = 0
+            self._found = 0
+            self._stored = {}
             counts = [0, 0, 0]  # read, emitted, dead letters
             t0 = time.monotonic()
             try:
@@ -663,10 +676,15 @@ class SqlLoader(Stage):
                     yield from self._iter_streamed(upstream, counts)
                 else:
                     yield from self._iter_pooled(upstream, counts)
+                if self._found:
+                    log_event("sql_load_found_loaded", host=self.host, records=self._found,
+                              detail="duplicates of a resumed insert stored as they are: "
+                                     "loaded by the attempt this run continues")
                 log_event("sql_load_done", logging.DEBUG, host=self.host,
                           committed=self.stats.committed, failed=counts[2],
                           bisects=self._bisects, seconds=round(time.monotonic() - t0, 3))
             finally:
+                self.resumed = False  # told again by the next run that resumes
                 self._drop_connection()
                 if self._engine is not None:
                     self._engine.dispose()
