@@ -23,13 +23,22 @@ if TYPE_CHECKING:
     from sesa_fp.loaders.sql import SqlLoader, _RowsFailed
 
 
-def is_duplicate(err: _RowsFailed) -> bool:
-    """Whether a refused record's error is a unique violation (PostgreSQL's SQLSTATE
-    23505, SQLite's and other drivers' "UNIQUE"/"Duplicate" messages)."""
-    if err.error_type == "UniqueViolation" or "SQLSTATE 23505" in err.message:
-        return True
+def is_duplicate(err: _RowsFailed, postgres: bool) -> bool:
+    """Whether a refused record's error is a unique violation: SQLSTATE 23505 on
+    PostgreSQL; elsewhere the driver's words for it (SQLite's "UNIQUE constraint failed",
+    "Duplicate entry").
+
+    >>> from sesa_fp.loaders.sql_errors import _RowsFailed
+    >>> is_duplicate(_RowsFailed("IntegrityError", "UNIQUE constraint failed: t.id"), False)
+    True
+    >>> is_duplicate(_RowsFailed("CheckViolation", 'SQLSTATE 23514: new row violates check '
+    ...                          'constraint "unique_qty"'), True)
+    False
+    """
+    if postgres:
+        return err.error_type == "UniqueViolation" or "SQLSTATE 23505" in err.message
     text = err.message.upper()
-    return "UNIQUE" in text or "DUPLICATE" in text
+    return "UNIQUE CONSTRAINT" in text or "DUPLICATE" in text
 
 
 def loaded_before(loader: SqlLoader, info: _Table, row: Sequence[Any],
@@ -37,7 +46,8 @@ def loaded_before(loader: SqlLoader, info: _Table, row: Sequence[Any],
     """True when ``row`` was refused as a duplicate in a resumed insert and the table holds
     it as it is (the earlier attempt committed it). A failure to look is a lost connection
     (raised, retried by the loader) or a no (the record stays a dead letter)."""
-    if not (loader.resumed and loader.mode == "insert" and loader.key and is_duplicate(err)):
+    if not (loader.resumed and loader.mode == "insert" and loader.key
+            and is_duplicate(err, loader.fast)):
         return False
     conn = loader._conn
     try:
