@@ -172,6 +172,16 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
         counts[1] += done.n
         return done.chunks
 
+    def write_pending() -> None:
+        """Writes the pending chunks into the batch's COPY, opened first if it is not (the
+        batch before it settled and yielded: the connection is free)."""
+        if not batch.opened:
+            batch.opened = True
+            batch.stream = loader._open_stream(name, pending[0].first())
+        for c in pending:
+            _write(batch, c)
+        pending.clear()
+
     try:
         while True:
             batch = _Batch()
@@ -194,22 +204,14 @@ def iter_streamed(loader: SqlLoader, upstream: Iterable[Any],
                         continue  # the worker still has the connection: kept for now
                     for done in settled():
                         yield from done
-                    batch.opened = True
-                    batch.stream = loader._open_stream(name, pending[0].first())
-                for c in pending:
-                    _write(batch, c)
-                pending.clear()
+                write_pending()
             if not chunks:
                 break
             counts[0] += batch.n
             if pending:  # the worker was still ending the last batch: wait for it
                 for done in settled():
                     yield from done
-                batch.opened = True
-                batch.stream = loader._open_stream(name, pending[0].first())
-                for c in pending:
-                    _write(batch, c)
-                pending.clear()
+                write_pending()
             for done in settled():
                 yield from done
             batch.good += batch.n - batch.dead
