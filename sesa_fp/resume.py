@@ -183,7 +183,6 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
             pipeline = Pipeline(new_source, pipeline.stages)
             source = new_source
         tee.skip_upstream = complete
-        _tell_loaders(pipeline, True)
         compression = "gzip" if writer.gzip else None
         tee.replay = [(c, read_part(fs, root, c.info(), compression, writer.uri))
                       for c in commits if c.index not in loaded]
@@ -196,6 +195,9 @@ def plan_resume(pipeline: Pipeline, *, fresh: bool = False,
     writer.enable_journal(position=lambda: src.position, adopt=len(commits) if commits else None)
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if commits else None)
     ledger.set_run_state(rid, complete=False)
+    # the attempt before stopped (with or without a committed part): its loader may have
+    # committed records this run reads again
+    _tell_loaders(pipeline, state is not None and not state.get("complete"))
     return Resume(pipeline=pipeline, run_id=rid, ledger=ledger, state="_run",
                   resumed_parts=len(tee.replay), skipped_parts=len(loaded),
                   skipped_records=sum(by_index[i].records for i in loaded), tee=tee)
@@ -214,10 +216,10 @@ def _plan_replay(pipeline: Pipeline, *, fresh: bool, run_id: str | None) -> Resu
         and done else (run_id or new_run_id())
     source.skip = done
     source.marks = True
-    # an attempt that stopped may have loaded records of a part it had not finished
-    _tell_loaders(pipeline, state is not None and not state.get("complete") and not fresh)
     _setup_sinks(pipeline, ledger, rid, ok, ledger.sinks() if done else None)
     ledger.set_run_state(rid, complete=False, name="_replay")
+    # an attempt that stopped may have loaded records of a part it had not finished
+    _tell_loaders(pipeline, state is not None and not state.get("complete") and not fresh)
     skipped = sum(p.records - p.dead_letters for p in manifest.parts if p.path in done)
     if done:
         log_event("replay_resumed", run_id=rid, loaded_parts=len(done),

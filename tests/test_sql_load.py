@@ -791,21 +791,24 @@ def test_pg_a_resumed_insert_finds_its_own_rows_of_every_type(pg: str) -> None:
     is: compared in every column the loader writes, whatever its type (json too)."""
     src, dst = f"src_{uuid.uuid4().hex[:8]}", f"dst_{uuid.uuid4().hex[:8]}"
     _sql(pg, f"CREATE TABLE {src} ({_TYPES})",
-         f"CREATE TABLE {dst} ({_TYPES}, js json, tz2 timestamptz(2), n2 numeric(8,2))")
+         f"CREATE TABLE {dst} ({_TYPES}, js json, tz2 timestamptz(2), n2 numeric(8,2), "
+         "fx numeric)")
     try:
         _sql(pg, _FILL.format(table=src, n=60))
         records = [{**r, "js": {"b": [1, None], "a": r["id"]}, "tz2": r["tstz"],
-                    "n2": r["id"] / 3} for r in _source_records(pg, src)]
+                    "n2": r["id"] / 3, "fx": 0.1 + 0.2} for r in _source_records(pg, src)]
         first = run(pipe(records[:40], load_sql(pg, dst, key=["id"], mode="insert")),
                     progress=False)
         assert (first.loaded, first.dead_letters) == (40, 0)
         changed = [{**records[i], "t": "changed"} for i in (5, 6)]
-        again = records[:5] + changed + records[7:]
+        # record 45 twice: its second copy meets the row this run wrote, not an earlier one
+        again = records[:5] + changed + records[7:] + [records[45]]
         loader = load_sql(pg, dst, key=["id"], mode="insert", batch_size=16)
         loader.resumed = True  # what sesa_fp.resume tells it in a resumed run
         out = list(loader(again))
         bad = list(dead_letters(out))
-        assert sorted(d.record["id"] for d in bad) == [records[5]["id"], records[6]["id"]]
+        assert sorted(d.record["id"] for d in bad) == sorted(
+            records[i]["id"] for i in (5, 6, 45))
         assert all(d.error_type == "UniqueViolation" for d in bad)
         assert loader.stats.committed == 58 and loader.resumed is False  # told per run
         assert _sql(pg, f"SELECT count(*), count(*) FILTER (WHERE t = 'changed') "
@@ -1001,6 +1004,41 @@ def test_sqlite_a_stopped_replay_of_staging_resumes_its_insert(tmp_path: Path) -
     assert first > report.skipped_records > 0  # rows of the part in flight were committed
     assert (report.dead_letters, report.loaded) == (0, n - report.skipped_records)
     assert report.conserved and _rows(path, "SELECT count(*) FROM t") == [(n,)]
+
+
+def test_sqlite_an_insert_stopped_before_its_first_part_resumes_cleanly(
+        tmp_path: Path) -> None:
+    """No staged part committed before the stop (one large part), but batches did: the
+    resumed run reads from the top, and the rows the stopped attempt committed count as
+    loaded."""
+    url, path = _sqlite(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    n = 300
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}, "v": "r{i}"}}\n'
+                                               for i in range(n)))
+
+    def job(fail_at: int | None) -> Any:
+        from sesa_fp import read_jsonl, stage, tee
+        from sesa_fp.storage import dlq_sink, to_storage
+        from sesa_fp.stream import partition
+
+        def keep(rec: dict[str, Any]) -> dict[str, Any]:
+            if rec["id"] == fail_at:
+                raise RuntimeError("the job stops here")
+            return rec
+
+        return pipe(read_jsonl(str(tmp_path / "in.jsonl")),
+                    tee(to_storage(str(tmp_path / "staging"), gzip=False)),
+                    stage(keep, errors=(ValueError,)),
+                    load_sql(url, "t", key=["id"], mode="insert", batch_size=16),
+                    partition(dlq_sink(str(tmp_path / "dlq"))))
+
+    with pytest.raises(Exception, match="the job stops here"):
+        run(job(100), progress=False)
+    [[first]] = _rows(path, "SELECT count(*) FROM t")
+    assert first == 96  # six batches of 16 committed; no part was
+    report = run(job(None), progress=False)
+    assert (report.skipped_records, report.dead_letters, report.loaded) == (0, 0, n)
+    assert _rows(path, "SELECT count(*) FROM t") == [(n,)]
 
 
 @pytest.mark.parametrize("mode", ["upsert", "replace", "insert"])

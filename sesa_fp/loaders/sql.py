@@ -205,7 +205,8 @@ class SqlLoader(Stage):
         #: set by `sesa_fp.resume` for a run that continues a stopped one (until it ends): in
         #: ``insert`` mode a duplicate stored as it is then counts as loaded (`sql_stored`)
         self.resumed = False
-        self._stored: dict[str, str] = {}  # the look-up statement per table
+        self._stored: dict[str, str] = {}  # the look-up's temporary table per target
+        self._since: int | None = None  # the run's first transaction id (resumed, PostgreSQL)
         self._found = 0  # records found stored as they are in this run
 
     def target(self, rec: Mapping[str, Any]) -> Target:
@@ -280,6 +281,11 @@ class SqlLoader(Stage):
             from psycopg.types.json import JsonDumper
 
             conn.adapters.register_dumper(dict, JsonDumper)
+            if self.resumed and self._since is None:
+                # every row this run writes comes after this: a duplicate found stored
+                # from before it was loaded by the attempt the run resumes (`sql_stored`)
+                [self._since] = conn.execute("SELECT txid_current()").fetchall()[0]
+                conn.commit()
         else:
             import sqlalchemy
 
@@ -293,6 +299,7 @@ class SqlLoader(Stage):
                 raise _Disconnected(exc) from exc
         self._conn = conn
         self._tables = {}
+        self._stored = {}
         return conn
 
     def _drop_connection(self) -> None:
@@ -668,7 +675,7 @@ class SqlLoader(Stage):
             self._prepared = set()
             self._bisects = 0
             self._found = 0
-            self._stored = {}
+            self._since = None
             counts = [0, 0, 0]  # read, emitted, dead letters
             t0 = time.monotonic()
             try:

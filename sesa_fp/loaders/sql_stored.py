@@ -6,18 +6,23 @@ own rows. A record whose row the table holds with the same value in every column
 writes was loaded by the earlier attempt: it counts as loaded, read back from the table to
 say so. Any other duplicate stays a dead letter, with the database's error.
 
-PostgreSQL compares the two rows as ``jsonb`` (``to_jsonb(ROW(...))``), the record's values
-cast to each column's exact type, so every type compares, ``json`` included; other
-databases compare column by column (NULL matching NULL).
+On PostgreSQL the record is written the way a batch is (``COPY``) into a temporary table
+shaped like the target, so each value is parsed exactly as it was then, and the two rows
+are compared as ``jsonb`` (every type compares, ``json`` included). Only a row an earlier
+transaction wrote counts: one this run wrote (the same record twice in the input) does not.
+Other databases compare column by column (NULL matching NULL) and cannot tell who wrote
+the row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sesa_fp.loaders.sql_table import _Table
+from sesa_fp.logs import log_event
 
 if TYPE_CHECKING:
     from sesa_fp.loaders.sql import SqlLoader, _RowsFailed
@@ -51,43 +56,55 @@ def loaded_before(loader: SqlLoader, info: _Table, row: Sequence[Any],
         return False
     conn = loader._conn
     try:
-        if loader.fast:
-            statement = _pg_statement(loader, info)
-            keys = [row[info.columns.index(k)] for k in loader.key]
-            found = conn.execute(statement, [*keys, *row]).fetchone()[0]
-        else:
-            import sqlalchemy
-
-            cond = " AND ".join(
-                f"{loader._q(c)} = :p{i}" if c in loader.key else
-                f"({loader._q(c)} = :p{i} OR ({loader._q(c)} IS NULL AND :p{i} IS NULL))"
-                for i, c in enumerate(info.columns))
-            found = conn.execute(
-                sqlalchemy.text(f"SELECT 1 FROM {loader._qt(info.name)} WHERE {cond}"),
-                {f"p{i}": v for i, v in enumerate(row)}).first() is not None
+        found = _pg_found(loader, info, row) if loader.fast else _generic_found(loader, info, row)
     except Exception as exc:
         if loader._is_disconnect(exc):
             raise
+        log_event("sql_load_lookup_failed", logging.WARNING, host=loader.host,
+                  table=info.name, error=loader._mask(f"{type(exc).__name__}: {exc}"))
         found = False
-    with contextlib.suppress(Exception):  # ends the read; a lost connection shows next
+    with contextlib.suppress(Exception):  # ends the look-up; a lost connection shows next
         conn.rollback()
-    return bool(found)
+    return found
 
 
-def _pg_statement(loader: SqlLoader, info: _Table) -> str:
-    """``SELECT EXISTS (...)``: the row with the record's key and the record's values, each
-    cast to its column's declared type (with its modifier: ``varchar(16)``,
-    ``numeric(10,2)``), compared as one ``jsonb``. Made once per table."""
-    statement = loader._stored.get(info.name)
-    if statement is None:
-        types = dict(loader._conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (loader._qt(info.name),)).fetchall())
-        keys = " AND ".join(f"{loader._q(k)} = %s::{types[k]}" for k in loader.key)
-        stored = ", ".join(loader._q(c) for c in info.columns)
-        given = ", ".join(f"%s::{types[c]}" for c in info.columns)
-        statement = (f"SELECT EXISTS (SELECT 1 FROM {loader._qt(info.name)} WHERE {keys} "
-                     f"AND to_jsonb(ROW({stored})) = to_jsonb(ROW({given})))")
-        loader._stored[info.name] = statement
-    return statement
+#: a row is from before the run when its inserting transaction id (32 bits, wrapping) comes
+#: before the run's first one: 0 < (first - xmin) mod 2^32 < 2^31
+_BEFORE = "((%s - t.xmin::text::bigint) %% 4294967296 + 4294967296) %% 4294967296 " \
+          "BETWEEN 1 AND 2147483647"
+
+
+def _pg_found(loader: SqlLoader, info: _Table, row: Sequence[Any]) -> bool:
+    since = loader._since
+    if since is None:  # the run took no transaction id yet: nothing to compare with
+        return False
+    conn = loader._conn
+    seen = loader._stored.get(info.name)
+    if seen is None:  # once per connection: temporary tables live as long as it does
+        seen = f"sesa_seen_{len(loader._stored)}"
+        conn.execute(f"CREATE TEMP TABLE {seen} (LIKE {loader._qt(info.name)})")
+        conn.commit()
+        loader._stored[info.name] = seen
+    cols = [loader._q(c) for c in info.columns]
+    keys = " AND ".join(f"t.{loader._q(k)} = s.{loader._q(k)}" for k in loader.key)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {seen} ({', '.join(cols)}) FROM STDIN") as copy:
+            copy.write_row(row)
+        stored = ", ".join(f"t.{c}" for c in cols)
+        given = ", ".join(f"s.{c}" for c in cols)
+        cur.execute(f"SELECT EXISTS (SELECT 1 FROM {loader._qt(info.name)} t JOIN {seen} s "
+                    f"ON {keys} WHERE to_jsonb(ROW({stored})) = to_jsonb(ROW({given})) "
+                    f"AND {_BEFORE})", (since % 4294967296,))
+        return bool(cur.fetchone()[0])  # the caller rolls back: the temporary row goes
+
+
+def _generic_found(loader: SqlLoader, info: _Table, row: Sequence[Any]) -> bool:
+    import sqlalchemy
+
+    cond = " AND ".join(
+        f"{loader._q(c)} = :p{i}" if c in loader.key else
+        f"({loader._q(c)} = :p{i} OR ({loader._q(c)} IS NULL AND :p{i} IS NULL))"
+        for i, c in enumerate(info.columns))
+    return loader._conn.execute(
+        sqlalchemy.text(f"SELECT 1 FROM {loader._qt(info.name)} WHERE {cond}"),
+        {f"p{i}": v for i, v in enumerate(row)}).first() is not None
