@@ -789,6 +789,8 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
 def test_pg_a_resumed_insert_finds_its_own_rows_of_every_type(pg: str) -> None:
     """In a resumed insert, a duplicate counts as loaded only when the table holds it as it
     is: compared in every column the loader writes, whatever its type (json too)."""
+    from returns.result import Failure
+
     src, dst = f"src_{uuid.uuid4().hex[:8]}", f"dst_{uuid.uuid4().hex[:8]}"
     _sql(pg, f"CREATE TABLE {src} ({_TYPES})",
          f"CREATE TABLE {dst} ({_TYPES}, js json, tz2 timestamptz(2), n2 numeric(8,2), "
@@ -801,16 +803,21 @@ def test_pg_a_resumed_insert_finds_its_own_rows_of_every_type(pg: str) -> None:
                     progress=False)
         assert (first.loaded, first.dead_letters) == (40, 0)
         changed = [{**records[i], "t": "changed"} for i in (5, 6)]
-        # record 45 twice: its second copy meets the row this run wrote, not an earlier one
-        again = records[:5] + changed + records[7:] + [records[45]]
+        # record 45 twice: its second copy meets the row this run wrote, not an earlier one;
+        # record 3 twice in one batch: the earlier row is the first copy's alone
+        again = [*records[:5], records[3], *changed, *records[7:], records[45]]
         loader = load_sql(pg, dst, key=["id"], mode="insert", batch_size=16)
         loader.resumed = True  # what sesa_fp.resume tells it in a resumed run
         out = list(loader(again))
         bad = list(dead_letters(out))
         assert sorted(d.record["id"] for d in bad) == sorted(
-            records[i]["id"] for i in (5, 6, 45))
+            records[i]["id"] for i in (3, 5, 6, 45))
+        assert isinstance(out[3], dict) and isinstance(out[5], Failure)
         assert all(d.error_type == "UniqueViolation" for d in bad)
         assert loader.stats.committed == 58 and loader.resumed is False  # told per run
+        # looked up a batch at a time: the 16 rows of batch 2, all stored before, alone
+        # would take 15 splits if each record were bisected out and looked up on its own
+        assert loader._bisects < 15
         assert _sql(pg, f"SELECT count(*), count(*) FILTER (WHERE t = 'changed') "
                         f"FROM {dst}") == [[(60, 0)]]
         # not resumed: a duplicate is a dead letter, stored as it is or not

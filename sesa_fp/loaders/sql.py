@@ -551,14 +551,28 @@ class SqlLoader(Stage):
         return shadows
 
     def _bisect(self, info: _Table, recs: Sequence[Any], rows: list[Sequence[Any]],
-                keep: list[int], shadows: dict[int, list[int]], done: _Done) -> None:
+                keep: list[int], shadows: dict[int, list[int]], done: _Done,
+                looked: bool = False) -> None:
+        """Writes ``rows`` or, refused for their data, splits them until exactly the bad
+        records are dead letters. ``looked``: a resumed insert already looked these records
+        up among the rows stored before the run (`sql_stored`)."""
         write = self._write_pg if self.fast else self._write_generic
         try:
             write(info, rows)
         except _RowsFailed as err:
-            if len(rows) == 1 and self._loaded_before(info, rows[0], err):
-                self._found += 1  # committed by the attempt this run resumes: counted below
-            elif len(rows) == 1:
+            found = None if looked else self._loaded_before(info, rows, err)
+            looked = looked or found is not None
+            if found:  # committed by the attempt this run resumes: counted as loaded
+                self._found += len(found)
+                done.ok.append([keep[i] for i in found])
+                self.stats.add(committed=len(found))
+                self.last_counts[info.name] = self.last_counts.get(info.name, 0) + len(found)
+                rest = sorted(set(range(len(rows))) - set(found))
+                if rest:
+                    self._bisect(info, recs, [rows[i] for i in rest], [keep[i] for i in rest],
+                                 shadows, done, looked)
+                return
+            if len(rows) == 1:
                 done.dead.append((keep[0], DeadLetter(
                     record=recs[keep[0]], error_type=err.error_type,
                     error_message=err.message, stage=self.name, target=info.name)))
@@ -568,12 +582,11 @@ class SqlLoader(Stage):
                     self._bisect(info, recs, [self._row(recs[last], info)], [last],
                                  {last: rest} if rest else {}, done)
                 return
-            else:
-                mid = len(rows) // 2
-                self._bisects += 1
-                self._bisect(info, recs, rows[:mid], keep[:mid], shadows, done)
-                self._bisect(info, recs, rows[mid:], keep[mid:], shadows, done)
-                return
+            mid = len(rows) // 2
+            self._bisects += 1
+            self._bisect(info, recs, rows[:mid], keep[:mid], shadows, done, looked)
+            self._bisect(info, recs, rows[mid:], keep[mid:], shadows, done, looked)
+            return
         done.ok.append(keep)
         n = len(keep)
         if shadows:

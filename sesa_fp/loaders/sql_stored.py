@@ -46,23 +46,27 @@ def is_duplicate(err: _RowsFailed, postgres: bool) -> bool:
     return "UNIQUE CONSTRAINT" in text or "DUPLICATE" in text
 
 
-def loaded_before(loader: SqlLoader, info: _Table, row: Sequence[Any],
-                  err: _RowsFailed) -> bool:
-    """True when ``row`` was refused as a duplicate in a resumed insert and the table holds
-    it as it is (the earlier attempt committed it). A failure to look is a lost connection
-    (raised, retried by the loader) or a no (the record stays a dead letter)."""
+def loaded_before(loader: SqlLoader, info: _Table, rows: Sequence[Sequence[Any]],
+                  err: _RowsFailed) -> list[int] | None:
+    """The places in ``rows`` (refused with ``err``) of the records a resumed insert finds
+    stored as they are (the earlier attempt committed them): looked up all at once, so a
+    part mostly loaded before is not bisected record by record. Of records sharing a key
+    only the first can be one. None when there is nothing to look up (not a resumed
+    insert, or not a duplicate). A failure to look is a lost connection (raised, retried
+    by the loader) or none found (they are bisected into dead letters as usual)."""
     if not (loader.resumed and loader.mode == "insert" and loader.key
             and is_duplicate(err, loader.fast)):
-        return False
+        return None
     conn = loader._conn
     try:
-        found = _pg_found(loader, info, row) if loader.fast else _generic_found(loader, info, row)
+        found = _pg_found(loader, info, rows) if loader.fast \
+            else _generic_found(loader, info, rows)
     except Exception as exc:
         if loader._is_disconnect(exc):
             raise
         log_event("sql_load_lookup_failed", logging.WARNING, host=loader.host,
                   table=info.name, error=loader._mask(f"{type(exc).__name__}: {exc}"))
-        found = False
+        found = []
     with contextlib.suppress(Exception):  # ends the look-up; a lost connection shows next
         conn.rollback()
     return found
@@ -74,37 +78,55 @@ _BEFORE = "((%s - t.xmin::text::bigint) %% 4294967296 + 4294967296) %% 429496729
           "BETWEEN 1 AND 2147483647"
 
 
-def _pg_found(loader: SqlLoader, info: _Table, row: Sequence[Any]) -> bool:
+def _pg_found(loader: SqlLoader, info: _Table, rows: Sequence[Sequence[Any]]) -> list[int]:
     since = loader._since
     if since is None:  # the run took no transaction id yet: nothing to compare with
-        return False
+        return []
     conn = loader._conn
+    q = loader._q
     seen = loader._stored.get(info.name)
     if seen is None:  # once per connection: temporary tables live as long as it does
         seen = f"sesa_seen_{len(loader._stored)}"
         conn.execute(f"CREATE TEMP TABLE {seen} (LIKE {loader._qt(info.name)})")
+        conn.execute(f"ALTER TABLE {seen} ADD COLUMN sesa_i integer")
         conn.commit()
         loader._stored[info.name] = seen
-    cols = [loader._q(c) for c in info.columns]
-    keys = " AND ".join(f"t.{loader._q(k)} = s.{loader._q(k)}" for k in loader.key)
+    cols = [q(c) for c in info.columns]
+    keys = ", ".join(f"s.{q(k)}" for k in loader.key)
+    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in loader.key)
+    stored = ", ".join(f"t.{c}" for c in cols)
+    given = ", ".join(f"s.{c}" for c in cols)
     with conn.cursor() as cur:
-        with cur.copy(f"COPY {seen} ({', '.join(cols)}) FROM STDIN") as copy:
-            copy.write_row(row)
-        stored = ", ".join(f"t.{c}" for c in cols)
-        given = ", ".join(f"s.{c}" for c in cols)
-        cur.execute(f"SELECT EXISTS (SELECT 1 FROM {loader._qt(info.name)} t JOIN {seen} s "
-                    f"ON {keys} WHERE to_jsonb(ROW({stored})) = to_jsonb(ROW({given})) "
-                    f"AND {_BEFORE})", (since % 4294967296,))
-        return bool(cur.fetchone()[0])  # the caller rolls back: the temporary row goes
+        with cur.copy(f"COPY {seen} ({', '.join(cols)}, sesa_i) FROM STDIN") as copy:
+            for i, row in enumerate(rows):
+                copy.write_row([*row, i])
+        # the first record of each key only: a later one met the row this batch holds
+        cur.execute(f"SELECT s.sesa_i FROM (SELECT DISTINCT ON ({keys}) * FROM {seen} s "
+                    f"ORDER BY {keys}, s.sesa_i) s JOIN {loader._qt(info.name)} t ON {on} "
+                    f"WHERE to_jsonb(ROW({stored})) = to_jsonb(ROW({given})) AND {_BEFORE}",
+                    (since % 4294967296,))
+        return sorted(i for (i,) in cur.fetchall())  # rolled back by the caller
 
 
-def _generic_found(loader: SqlLoader, info: _Table, row: Sequence[Any]) -> bool:
+def _generic_found(loader: SqlLoader, info: _Table,
+                   rows: Sequence[Sequence[Any]]) -> list[int]:
     import sqlalchemy
 
     cond = " AND ".join(
         f"{loader._q(c)} = :p{i}" if c in loader.key else
         f"({loader._q(c)} = :p{i} OR ({loader._q(c)} IS NULL AND :p{i} IS NULL))"
         for i, c in enumerate(info.columns))
-    return loader._conn.execute(
-        sqlalchemy.text(f"SELECT 1 FROM {loader._qt(info.name)} WHERE {cond}"),
-        {f"p{i}": v for i, v in enumerate(row)}).first() is not None
+    query = sqlalchemy.text(f"SELECT 1 FROM {loader._qt(info.name)} WHERE {cond}")
+    at = [info.columns.index(k) for k in loader.key]
+    found, keys = [], set()
+    for n, row in enumerate(rows):
+        key = tuple(row[i] for i in at)
+        try:
+            first = key not in keys
+            keys.add(key)
+        except TypeError:  # an unhashable key value: looked up as it is
+            first = True
+        if first and loader._conn.execute(query, {f"p{i}": v for i, v in enumerate(row)}
+                                          ).first() is not None:
+            found.append(n)
+    return found
