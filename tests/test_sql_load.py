@@ -788,40 +788,48 @@ def test_pg_upstream_failing_mid_batch_commits_nothing_of_that_batch(pg: str) ->
 @pytest.mark.integration
 def test_pg_a_resumed_insert_finds_its_own_rows_of_every_type(pg: str) -> None:
     """In a resumed insert, a duplicate counts as loaded only when the table holds it as it
-    is: compared in every column the loader writes, whatever its type (json too)."""
+    is: compared in every column the loader writes, whatever its type (json too), once per
+    key, and only a row written before the run."""
     from returns.result import Failure
 
     src, dst = f"src_{uuid.uuid4().hex[:8]}", f"dst_{uuid.uuid4().hex[:8]}"
     _sql(pg, f"CREATE TABLE {src} ({_TYPES})",
          f"CREATE TABLE {dst} ({_TYPES}, js json, tz2 timestamptz(2), n2 numeric(8,2), "
-         "fx numeric)")
+         "fx numeric, sid bigserial, loaded_at timestamptz NOT NULL DEFAULT now())")
+    # the loader writes these; sid and loaded_at are the table's own
+    cols = {c: "-" for c in [*_COLS, "js", "tz2", "n2", "fx"]}
     try:
         _sql(pg, _FILL.format(table=src, n=60))
         records = [{**r, "js": {"b": [1, None], "a": r["id"]}, "tz2": r["tstz"],
                     "n2": r["id"] / 3, "fx": 0.1 + 0.2} for r in _source_records(pg, src)]
-        first = run(pipe(records[:40], load_sql(pg, dst, key=["id"], mode="insert")),
-                    progress=False)
+        first = run(pipe(records[:40], load_sql(pg, dst, key=["id"], mode="insert",
+                                                 columns=cols)), progress=False)
         assert (first.loaded, first.dead_letters) == (40, 0)
         changed = [{**records[i], "t": "changed"} for i in (5, 6)]
-        # record 45 twice: its second copy meets the row this run wrote, not an earlier one;
-        # record 3 twice in one batch: the earlier row is the first copy's alone
-        again = [*records[:5], records[3], *changed, *records[7:], records[45]]
-        loader = load_sql(pg, dst, key=["id"], mode="insert", batch_size=16)
+        bad = {**records[35], "i": "not a number"}  # stored before, but not as it is
+        # record 3 twice in one batch and record 10 again in a later one: the earlier row
+        # is the first copy's alone; record 45 twice: its second copy meets the row this
+        # run wrote, not an earlier one
+        again = [*records[:5], records[3], *changed, *records[7:35], bad, *records[36:],
+                 records[45], records[10]]
+        loader = load_sql(pg, dst, key=["id"], mode="insert", batch_size=16, columns=cols)
         loader.resumed = True  # what sesa_fp.resume tells it in a resumed run
         out = list(loader(again))
-        bad = list(dead_letters(out))
-        assert sorted(d.record["id"] for d in bad) == sorted(
-            records[i]["id"] for i in (3, 5, 6, 45))
+        letters = {d.record["id"]: d for d in dead_letters(out)}
+        assert sorted(letters) == sorted(records[i]["id"] for i in (3, 5, 6, 10, 35, 45))
         assert isinstance(out[3], dict) and isinstance(out[5], Failure)
-        assert all(d.error_type == "UniqueViolation" for d in bad)
-        assert loader.stats.committed == 58 and loader.resumed is False  # told per run
-        # looked up a batch at a time: the 16 rows of batch 2, all stored before, alone
-        # would take 15 splits if each record were bisected out and looked up on its own
-        assert loader._bisects < 15
+        assert letters.pop(records[35]["id"]).error_type == "InvalidTextRepresentation"
+        assert all(d.error_type == "UniqueViolation" for d in letters.values())
+        assert loader.stats.committed == 57 and loader.resumed is False  # told per run
         assert _sql(pg, f"SELECT count(*), count(*) FILTER (WHERE t = 'changed') "
                         f"FROM {dst}") == [[(60, 0)]]
+        # a batch stored before as a whole is looked up at once: no record is bisected out
+        whole = load_sql(pg, dst, key=["id"], mode="insert", batch_size=16, columns=cols)
+        whole.resumed = True
+        assert not list(dead_letters(whole(records[16:32])))
+        assert (whole.stats.committed, whole._bisects) == (16, 0)
         # not resumed: a duplicate is a dead letter, stored as it is or not
-        plain = list(load_sql(pg, dst, key=["id"], mode="insert")(records[:3]))
+        plain = list(load_sql(pg, dst, key=["id"], mode="insert", columns=cols)(records[:3]))
         assert len(list(dead_letters(plain))) == 3
     finally:
         _sql(pg, f"DROP TABLE IF EXISTS {src}", f"DROP TABLE IF EXISTS {dst}")
@@ -1046,6 +1054,9 @@ def test_sqlite_an_insert_stopped_before_its_first_part_resumes_cleanly(
     report = run(job(None), progress=False)
     assert (report.skipped_records, report.dead_letters, report.loaded) == (0, 0, n)
     assert _rows(path, "SELECT count(*) FROM t") == [(n,)]
+    # a fresh run is not a resumed one: every record meets its row and is a dead letter
+    again = run(job(None), progress=False, fresh=True)
+    assert (again.loaded, again.dead_letters) == (0, n)
 
 
 @pytest.mark.parametrize("mode", ["upsert", "replace", "insert"])

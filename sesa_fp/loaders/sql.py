@@ -207,6 +207,8 @@ class SqlLoader(Stage):
         self.resumed = False
         self._stored: dict[str, str] = {}  # the look-up's temporary table per target
         self._since: int | None = None  # the run's first transaction id (resumed, PostgreSQL)
+        self._found_keys: dict[str, set[Any]] = {}  # per table, the keys found this run
+        self._lookup_failed = False  # a look-up failed this run (logged once)
         self._found = 0  # records found stored as they are in this run
 
     def target(self, rec: Mapping[str, Any]) -> Target:
@@ -284,8 +286,13 @@ class SqlLoader(Stage):
             if self.resumed and self._since is None:
                 # every row this run writes comes after this: a duplicate found stored
                 # from before it was loaded by the attempt the run resumes (`sql_stored`)
-                [self._since] = conn.execute("SELECT txid_current()").fetchall()[0]
-                conn.commit()
+                try:
+                    [self._since] = conn.execute("SELECT txid_current()").fetchall()[0]
+                    conn.commit()
+                except psycopg.OperationalError as exc:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    raise _Disconnected(exc) from exc
         else:
             import sqlalchemy
 
@@ -689,6 +696,8 @@ class SqlLoader(Stage):
             self._bisects = 0
             self._found = 0
             self._since = None
+            self._found_keys = {}
+            self._lookup_failed = False
             counts = [0, 0, 0]  # read, emitted, dead letters
             t0 = time.monotonic()
             try:
