@@ -572,8 +572,7 @@ class SqlLoader(Stage):
             if found:  # committed by the attempt this run resumes: counted as loaded
                 self._found += len(found)
                 done.ok.append([keep[i] for i in found])
-                self.stats.add(committed=len(found))
-                self.last_counts[info.name] = self.last_counts.get(info.name, 0) + len(found)
+                self._committed(info.name, len(found))
                 rest = sorted(set(range(len(rows))) - set(found))
                 if rest:
                     self._bisect(info, recs, [rows[i] for i in rest], [keep[i] for i in rest],
@@ -600,8 +599,13 @@ class SqlLoader(Stage):
             extra = [j for i in keep for j in shadows.get(i, ())]
             done.ok.append(extra)
             n += len(extra)
+        self._committed(info.name, n)
+
+    def _committed(self, table: str, n: int) -> None:
+        """Counts ``n`` records of ``table`` as loaded (the stage's stats, the last
+        iteration's count per table)."""
         self.stats.add(committed=n)
-        self.last_counts[info.name] = self.last_counts.get(info.name, 0) + n
+        self.last_counts[table] = self.last_counts.get(table, 0) + n
 
     def _load_group(self, table: str, recs: list[Any]) -> list[DeadLetter | None]:
         """``recs`` written to ``table``: per record None (committed) or its dead letter.

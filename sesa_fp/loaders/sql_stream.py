@@ -288,8 +288,7 @@ def _end(loader: SqlLoader, batch: _Batch, name: str) -> int:
                 loader._abort_stream(batch.stream)
             return 0
         if batch.stream is not None and loader._finish_stream(batch.stream):
-            loader.stats.add(committed=batch.good)
-            loader.last_counts[name] = loader.last_counts.get(name, 0) + batch.good
+            loader._committed(name, batch.good)
             return 0
         out = list(itertools.chain.from_iterable(batch.chunks))
         batch.chunks[:] = [out]
