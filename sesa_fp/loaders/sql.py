@@ -207,9 +207,9 @@ class SqlLoader(Stage):
         self.resumed = False
         self._stored: dict[str, str] = {}  # the look-up's temporary table per target
         self._since: int | None = None  # the run's first transaction id (resumed, PostgreSQL)
-        self._found_keys: dict[str, set[Any]] = {}  # per table, the keys found this run
+        #: per table, the keys of the records found stored before the run (counted loaded)
+        self._found_keys: dict[str, set[Any]] = {}
         self._lookup_failed = False  # a look-up failed this run (logged once)
-        self._found = 0  # records found stored as they are in this run
 
     def target(self, rec: Mapping[str, Any]) -> Target:
         """The table ``rec`` would be written to and its key (``col=value`` pairs, None
@@ -570,7 +570,6 @@ class SqlLoader(Stage):
             found = None if looked else self._loaded_before(info, rows, err)
             looked = looked or found is not None
             if found:  # committed by the attempt this run resumes: counted as loaded
-                self._found += len(found)
                 done.ok.append([keep[i] for i in found])
                 self._committed(info.name, len(found))
                 rest = sorted(set(range(len(rows))) - set(found))
@@ -698,7 +697,6 @@ class SqlLoader(Stage):
             self.last_counts = {}
             self._prepared = set()
             self._bisects = 0
-            self._found = 0
             self._since = None
             self._found_keys = {}
             self._lookup_failed = False
@@ -709,8 +707,9 @@ class SqlLoader(Stage):
                     yield from self._iter_streamed(upstream, counts)
                 else:
                     yield from self._iter_pooled(upstream, counts)
-                if self._found:
-                    log_event("sql_load_found_loaded", host=self.host, records=self._found,
+                found = sum(map(len, self._found_keys.values()))
+                if found:
+                    log_event("sql_load_found_loaded", host=self.host, records=found,
                               detail="duplicates of a resumed insert stored as they are: "
                                      "loaded by the attempt this run continues")
                 log_event("sql_load_done", logging.DEBUG, host=self.host,
